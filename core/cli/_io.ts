@@ -1,0 +1,73 @@
+/**
+ * Small I/O helpers for the CLI: whole writes to stdout/stderr, stdin as a stream read in 1 MiB
+ * chunks, a file written atomically from a stream.
+ *
+ * @module
+ */
+import { CHUNK_SIZE } from "../content/read_file.ts";
+
+const encoder = new TextEncoder();
+
+/** Writes all of `data` to a sync writer. */
+export function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
+  let n = 0;
+  while (n < data.byteLength) n += w.writeSync(data.subarray(n));
+}
+
+/** Writes `text` to stdout. */
+export function out(text: string): void {
+  writeAllSync(Deno.stdout, encoder.encode(text));
+}
+
+/** Writes `text` to stderr. */
+export function err(text: string): void {
+  writeAllSync(Deno.stderr, encoder.encode(text));
+}
+
+/** Standard input as a stream of 1 MiB reads. */
+export function stdinReadable(): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(CHUNK_SIZE);
+      const n = await Deno.stdin.read(buf);
+      if (n === null) controller.close();
+      else controller.enqueue(buf.subarray(0, n));
+    },
+  }, { highWaterMark: 2 });
+}
+
+/** Streams `source` to stdout. */
+export async function streamToStdout(source: ReadableStream<Uint8Array>): Promise<void> {
+  for await (const chunk of source) {
+    let n = 0;
+    while (n < chunk.byteLength) n += await Deno.stdout.write(chunk.subarray(n));
+  }
+}
+
+/**
+ * Streams `source` into `path` through a temp file renamed at the end, so a failure leaves no
+ * partial file behind.
+ */
+export async function streamToFile(
+  source: ReadableStream<Uint8Array>,
+  path: string,
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${
+    path.slice(slash + 1)
+  }.${crypto.randomUUID()}.tmp`;
+  try {
+    {
+      using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+      for await (const chunk of source) {
+        let n = 0;
+        while (n < chunk.byteLength) n += await file.write(chunk.subarray(n));
+      }
+      await file.syncData();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * `berth image inspect [-f FORMAT] IMAGE...`
+ *
+ * @module
+ */
+import type { Command } from "./_command.ts";
+import { command as inspect } from "./inspect.ts";
+
+/** The `image inspect` command. */
+export const command: Command = {
+  ...inspect,
+  usage: "[OPTIONS] IMAGE [IMAGE...]",
+  summary: "Display detailed information on one or more images",
+  flags: { format: inspect.flags.format },
+};

@@ -1,0 +1,44 @@
+/**
+ * `berth inspect [-f FORMAT] [--type image] NAME...`
+ *
+ * @module
+ */
+import { UsageError } from "./_args.ts";
+import type { Command } from "./_command.ts";
+import { formatInspect } from "./_inspect_output.ts";
+
+/** The `inspect` command. */
+export const command: Command = {
+  usage: "[OPTIONS] NAME|ID [NAME|ID...]",
+  summary: "Return low-level information on images",
+  flags: {
+    format: {
+      type: "string",
+      short: "f",
+      arg: "FORMAT",
+      help: "Format the output using a Go template or 'json'",
+    },
+    type: { type: "string", arg: "TYPE", help: "Only inspect objects of the given type (image)" },
+    size: { type: "boolean", short: "s", help: "Accepted for docker compatibility" },
+  },
+  async run({ flags, args }, ctx) {
+    if (args.length === 0) throw new UsageError(`"berth inspect" requires at least 1 argument`);
+    const type = flags.type as string | undefined;
+    if (type !== undefined && type !== "image") {
+      throw new UsageError(`"${type}" is not a valid value for --type`);
+    }
+    const store = await ctx.store();
+    const found: unknown[] = [];
+    let status = 0;
+    for (const name of args) {
+      try {
+        found.push(await store.inspect(name));
+      } catch (e) {
+        ctx.err(`Error: ${(e as Error).message}\n`);
+        status = (e as { exitCode?: number }).exitCode ?? 125;
+      }
+    }
+    if (found.length > 0 || status === 0) ctx.out(formatInspect(found, flags.format as string));
+    return status;
+  },
+};

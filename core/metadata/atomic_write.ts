@@ -1,0 +1,34 @@
+/**
+ * Crash-safe file replacement: write a temp file beside the target, fsync it, rename it over the
+ * target, fsync the directory. A reader sees the old or the new content, never a mix.
+ *
+ * @module
+ */
+
+/** Atomically replaces `path` with `data`. */
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  options: { mode?: number } = {},
+): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash > 0 ? path.slice(0, slash) : ".";
+  const tmp = `${dir}/.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  try {
+    using file = await Deno.open(tmp, {
+      write: true,
+      createNew: true,
+      mode: options.mode ?? 0o644,
+    });
+    let written = 0;
+    while (written < bytes.byteLength) written += await file.write(bytes.subarray(written));
+    await file.syncData();
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  await Deno.rename(tmp, path);
+  using d = await Deno.open(dir, { read: true });
+  await d.sync().catch(() => {});
+}

@@ -1,0 +1,437 @@
+/**
+ * The store facade: one directory (`--root`, `$BERTH_ROOT`, `/var/lib/berth`) holding blobs, image
+ * records and (later) snapshots and containers. Commands and the library go through it.
+ *
+ * @module
+ */
+import type { Digest } from "../digest.ts";
+import { ConflictError } from "../errors.ts";
+import { ContentStore, type StagedBlob } from "../content/store.ts";
+import { readFileChunks } from "../content/read_file.ts";
+import { ImageDb, type ImageDbData, type ImageRecord, setTag } from "../metadata/image_db.ts";
+import { acquireLock } from "../lock.ts";
+import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, parseConfig, parseManifest } from "../image/parse.ts";
+import { createImage, type Image } from "../image/image.ts";
+import { readLayer } from "../image/read_layer.ts";
+import { hostPlatform } from "../oci/platform.ts";
+import type { Platform } from "../oci/types.ts";
+import { type ArchiveImage, readImageArchive } from "../transport/archive_reader.ts";
+import { createDecompressor, sniffCompression } from "../compression.ts";
+import { familiarString, formatReference, parseReference } from "../reference.ts";
+import { resolveImage } from "./resolve.ts";
+import { buildImportImage } from "./import_rootfs.ts";
+import { type ImageInspect, inspectImage } from "./inspect_image.ts";
+import { type ArchiveEntry, writeImageArchive } from "../transport/archive_writer.ts";
+
+/** Default store root. */
+export const DEFAULT_ROOT = "/var/lib/berth";
+
+/** Options of {@linkcode Store.open}. */
+export interface StoreOptions {
+  /** Store directory; default `$BERTH_ROOT` or `/var/lib/berth`. */
+  root?: string;
+}
+
+/** An image as `images` lists it. */
+export interface ImageSummary {
+  /** Image ID (config digest). */
+  id: Digest;
+  /** Tags as docker shows them (`busybox:latest`). */
+  repoTags: string[];
+  /** `name@sha256:…` as docker shows them. */
+  repoDigests: string[];
+  /** Manifest digest in the store. */
+  manifest: Digest;
+  /** Creation time from the image config (ISO 8601), if any. */
+  created?: string;
+  /** Uncompressed size in bytes. */
+  size: number;
+}
+
+/** One image `load` stored. */
+export interface LoadedImage {
+  id: Digest;
+  manifest: Digest;
+  /** Tags as docker shows them. */
+  tags: string[];
+}
+
+/** Options of {@linkcode Store.load}. */
+export interface LoadOptions {
+  /** How the source is named in errors (e.g. the file name); default `stdin`. */
+  name?: string;
+  /** Platform to pick from multi-platform images; default the host's. */
+  platform?: Platform;
+}
+
+/** Options of {@linkcode Store.import}. */
+export interface ImportRootfsOptions {
+  /** Tag for the new image. */
+  ref?: string;
+  /** Source name for errors. */
+  name?: string;
+  /** `--change` Dockerfile instructions. */
+  changes?: string[];
+  /** `--message` recorded in the history. */
+  message?: string;
+  /** Platform to record; default the host's. */
+  platform?: Platform;
+}
+
+/** What `rmi` did. */
+export interface RemoveResult {
+  untagged: string[];
+  deleted: Digest[];
+}
+
+/** Result of garbage collection / prune. */
+export interface PruneResult {
+  deletedImages: Digest[];
+  deletedBlobs: number;
+  reclaimedBytes: number;
+}
+
+/** A berth store. Create with {@linkcode Store.open}. */
+export class Store {
+  readonly root: string;
+  readonly content: ContentStore;
+  readonly imageDb: ImageDb;
+
+  private constructor(root: string) {
+    this.root = root;
+    this.content = new ContentStore(root);
+    this.imageDb = new ImageDb(root);
+  }
+
+  /** Opens (creating if needed) the store at `root` and cleans what a crash left behind. */
+  static async open(options: StoreOptions = {}): Promise<Store> {
+    const root = options.root ?? Deno.env.get("BERTH_ROOT") ?? DEFAULT_ROOT;
+    if (root === "") throw new TypeError("Store root must not be empty");
+    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
+    const store = new Store(await Deno.realPath(root));
+    await store.content.init();
+    return store;
+  }
+
+  /** Holds the GC lock shared: blobs this operation writes survive a concurrent prune. */
+  gcShared(): Promise<Disposable> {
+    return acquireLock(`${this.root}/gc.lock`, { exclusive: false });
+  }
+
+  /**
+   * Loads a docker-archive or OCI archive (optionally gzip/zstd wrapped). Every blob is verified
+   * (digest, size, layer diffID, tar structure) before anything becomes visible; on any error the
+   * store is left as it was.
+   */
+  async load(
+    source: ReadableStream<Uint8Array>,
+    options: LoadOptions = {},
+  ): Promise<LoadedImage[]> {
+    const what = `Cannot load ${options.name ? `"${options.name}"` : "from stdin"}`;
+    using _gc = await this.gcShared();
+    const session = await this.content.session();
+    try {
+      const sniffed = await sniffCompression(source);
+      const stream = sniffed.compression === "none"
+        ? sniffed.stream
+        : sniffed.stream.pipeThrough(createDecompressor(sniffed.compression, { what }));
+      const images = await readImageArchive(stream, {
+        session,
+        what,
+        platform: options.platform ?? hostPlatform(),
+      });
+      const sizes = await this.#verifyLayers(images, what);
+      for (const { blobs } of images) {
+        for (const blob of blobs.values()) await this.content.commit(blob);
+      }
+      await this.content.syncDir();
+      const now = new Date().toISOString();
+      return await this.imageDb.update((data) =>
+        images.map(({ image, tags }) => {
+          const size = image.layers.reduce((n, l) => n + sizes.get(l.digest)!, 0);
+          upsertImage(data, image, size, now);
+          for (const tag of tags) setTag(data, image.configDigest, tag, now);
+          return {
+            id: image.configDigest,
+            manifest: image.manifestDigest,
+            tags: tags.map((t) => familiarString(parseReference(t))),
+          };
+        })
+      );
+    } finally {
+      await session.close();
+    }
+  }
+
+  async #verifyLayers(images: ArchiveImage[], what: string): Promise<Map<Digest, number>> {
+    const jobs = new Map<Digest, () => Promise<void>>();
+    const sizes = new Map<Digest, number>();
+    for (const { image, blobs } of images) {
+      for (const layer of image.layers) {
+        const blob = blobs.get(layer.digest) as StagedBlob;
+        jobs.set(layer.digest, async () => {
+          const { uncompressedSize } = await readLayer(readFileChunks(blob.path), layer, { what });
+          sizes.set(layer.digest, uncompressedSize);
+        });
+      }
+    }
+    await runLimited([...jobs.values()], 2);
+    return sizes;
+  }
+
+  /**
+   * `import`: stores a root filesystem tarball as a one-layer image, tagged `ref` when given.
+   * Returns the image ID.
+   */
+  async import(
+    source: ReadableStream<Uint8Array>,
+    options: ImportRootfsOptions = {},
+  ): Promise<Digest> {
+    const what = `Cannot import ${options.name ? `"${options.name}"` : "from stdin"}`;
+    const ref = options.ref ? formatReference(parseReference(options.ref)) : undefined;
+    using _gc = await this.gcShared();
+    const session = await this.content.session();
+    try {
+      const { image, blobs, size } = await buildImportImage(source, {
+        session,
+        what,
+        platform: options.platform ?? hostPlatform(),
+        ...(options.changes ? { changes: options.changes } : {}),
+        ...(options.message ? { message: options.message } : {}),
+      });
+      for (const blob of blobs) await this.content.commit(blob);
+      await this.content.syncDir();
+      const now = new Date().toISOString();
+      await this.imageDb.update((data) => {
+        upsertImage(data, image, size, now);
+        if (ref) setTag(data, image.configDigest, ref, now);
+      });
+      return image.configDigest;
+    } finally {
+      await session.close();
+    }
+  }
+
+  /**
+   * `save`: streams an archive of the named images that docker, podman and skopeo load (see
+   * {@linkcode writeImageArchive}). Names given as tags are recorded in the archive.
+   */
+  async save(
+    names: readonly string[],
+    options: { format?: "docker-archive" | "oci-archive" } = {},
+  ): Promise<ReadableStream<Uint8Array>> {
+    if (names.length === 0) throw new TypeError("save needs at least one image");
+    const data = await this.imageDb.read();
+    const entries: ArchiveEntry[] = [];
+    for (const name of names) {
+      const record = resolveImage(data, name);
+      let tag: string | undefined;
+      try {
+        const canonical = formatReference(parseReference(name));
+        if (record.repoTags.includes(canonical)) tag = canonical;
+      } catch { /* an ID */ }
+      const existing = entries.find((e) => e.image.configDigest === record.id);
+      if (existing) {
+        if (tag && !existing.tags.includes(tag)) existing.tags.push(tag);
+        continue;
+      }
+      entries.push({ image: await this.image(record), tags: tag ? [tag] : [] });
+    }
+    const gc = await this.gcShared();
+    const stream = writeImageArchive(entries, {
+      format: options.format ?? "docker-archive",
+      openBlob: (digest) => this.content.read(digest),
+    });
+    return stream.pipeThrough(new TransformStream({ flush: () => gc[Symbol.dispose]() }));
+  }
+
+  /** `image inspect`: docker's JSON shape. */
+  async inspect(input: string): Promise<ImageInspect> {
+    const record = await this.resolve(input);
+    return inspectImage(record, await this.image(record));
+  }
+
+  /** Image records (a consistent snapshot). */
+  records(): Promise<ImageDbData> {
+    return this.imageDb.read();
+  }
+
+  /** Lists images, newest first. */
+  async images(): Promise<ImageSummary[]> {
+    const data = await this.imageDb.read();
+    const out: ImageSummary[] = [];
+    for (const r of data.images) {
+      const image = await this.image(r).catch(() => undefined);
+      out.push({
+        id: r.id,
+        repoTags: r.repoTags.map((t) => familiarString(parseReference(t))),
+        repoDigests: r.repoDigests.map((t) => familiarString(parseReference(t))),
+        manifest: r.manifest,
+        ...(image?.config.created ? { created: image.config.created } : {}),
+        size: r.size,
+      });
+    }
+    return out.sort((a, b) => (b.created ?? "").localeCompare(a.created ?? ""));
+  }
+
+  /** Finds an image by tag, digest reference or (short) ID; throws `NotFoundError`. */
+  async resolve(input: string): Promise<ImageRecord> {
+    return resolveImage(await this.imageDb.read(), input);
+  }
+
+  /** Reads the image model of a record from the blob store. */
+  async image(record: ImageRecord): Promise<Image> {
+    const manifestBytes = await this.content.readBytes(record.manifest, MAX_MANIFEST_SIZE);
+    const manifest = parseManifest(manifestBytes, `manifest ${record.manifest}`);
+    const configBytes = await this.content.readBytes(manifest.config.digest, MAX_CONFIG_SIZE);
+    parseConfig(configBytes, `config ${manifest.config.digest}`);
+    return createImage(record.manifest, manifestBytes, configBytes, { what: `image ${record.id}` });
+  }
+
+  /** Adds tag `target` to the image `source` names. */
+  async tag(source: string, target: string): Promise<void> {
+    const ref = parseReference(target);
+    if (ref.digest) throw new TypeError(`Cannot tag with a digest reference: "${target}"`);
+    await this.imageDb.update((data) => {
+      const record = resolveImage(data, source);
+      setTag(data, record.id, formatReference(ref), new Date().toISOString());
+    });
+  }
+
+  /**
+   * `rmi`: a tag argument removes that tag, and the image with its last tag; an ID removes the
+   * image (refusing one with several tags unless `force`). Blobs go at the next prune.
+   */
+  async removeImage(input: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+    const result = await this.imageDb.update((data) => {
+      const record = resolveImage(data, input);
+      const result: RemoveResult = { untagged: [], deleted: [] };
+      let byTag: string | undefined;
+      try {
+        const ref = parseReference(input);
+        const canonical = formatReference(ref);
+        if (record.repoTags.includes(canonical)) byTag = canonical;
+      } catch { /* an ID */ }
+      if (byTag && record.repoTags.length > 1) {
+        record.repoTags = record.repoTags.filter((t) => t !== byTag);
+        result.untagged.push(familiarString(parseReference(byTag)));
+        return result;
+      }
+      if (!byTag && record.repoTags.length > 1 && !options.force) {
+        throw new ConflictError(
+          `Unable to delete ${record.id.slice(7, 19)} (must be forced) - image is referenced in ` +
+            `multiple repositories`,
+        );
+      }
+      result.untagged.push(...record.repoTags.map((t) => familiarString(parseReference(t))));
+      result.untagged.push(...record.repoDigests.map((t) => familiarString(parseReference(t))));
+      data.images = data.images.filter((i) => i !== record);
+      result.deleted.push(record.id);
+      return result;
+    });
+    if (result.deleted.length > 0) await this.gc();
+    return result;
+  }
+
+  /**
+   * Removes blobs no image references. With `images: "dangling"` untagged images go first, with
+   * `"all"` every image (docker's `image prune -a`, until containers exist to keep them).
+   */
+  async prune(options: { images?: "none" | "dangling" | "all" } = {}): Promise<PruneResult> {
+    const deletedImages = await this.imageDb.update((data) => {
+      const mode = options.images ?? "none";
+      const gone = data.images.filter((i) =>
+        mode === "all" || (mode === "dangling" && i.repoTags.length === 0)
+      );
+      data.images = data.images.filter((i) => !gone.includes(i));
+      return gone.map((i) => i.id);
+    });
+    return { deletedImages, ...(await this.gc()) };
+  }
+
+  /** Garbage collection: marks blobs from every image record, sweeps the rest. */
+  async gc(): Promise<{ deletedBlobs: number; reclaimedBytes: number }> {
+    using _gc = await acquireLock(`${this.root}/gc.lock`, { exclusive: true });
+    const live = await this.#liveBlobs(await this.imageDb.read());
+    let deletedBlobs = 0;
+    let reclaimedBytes = 0;
+    for await (const blob of this.content.list()) {
+      if (live.has(blob.digest)) continue;
+      await this.content.delete(blob.digest);
+      deletedBlobs++;
+      reclaimedBytes += blob.size;
+    }
+    return { deletedBlobs, reclaimedBytes };
+  }
+
+  async #liveBlobs(data: ImageDbData): Promise<Set<Digest>> {
+    const live = new Set<Digest>();
+    for (const record of data.images) {
+      live.add(record.manifest);
+      try {
+        const image = await this.image(record);
+        live.add(image.configDigest);
+        for (const layer of image.layers) live.add(layer.digest);
+      } catch (e) {
+        // A record whose manifest cannot be read keeps only what it names; say so, keep going.
+        console.error(`Warning: image ${record.id}: ${(e as Error).message}`);
+      }
+    }
+    return live;
+  }
+
+  /**
+   * Disk usage as `system df` shows it: unique blob bytes, and the bytes `image prune` would free
+   * (blobs no tagged image needs).
+   */
+  async df(): Promise<{ images: number; active: number; size: number; reclaimable: number }> {
+    const data = await this.imageDb.read();
+    const tagged = data.images.filter((i) => i.repoTags.length > 0);
+    const kept = await this.#liveBlobs({ version: 1, images: tagged });
+    let size = 0;
+    let reclaimable = 0;
+    for await (const blob of this.content.list()) {
+      size += blob.size;
+      if (!kept.has(blob.digest)) reclaimable += blob.size;
+    }
+    return { images: data.images.length, active: 0, size, reclaimable };
+  }
+}
+
+/** Inserts or refreshes the record of `image`. */
+function upsertImage(data: ImageDbData, image: Image, size: number, now: string): ImageRecord {
+  let record = data.images.find((i) => i.id === image.configDigest);
+  if (!record) {
+    record = {
+      id: image.configDigest,
+      manifest: image.manifestDigest,
+      repoTags: [],
+      repoDigests: [],
+      size,
+      added: now,
+    };
+    data.images.push(record);
+  } else {
+    record.manifest = image.manifestDigest;
+    record.size = size;
+  }
+  return record;
+}
+
+/** Runs async jobs with at most `limit` in flight; the first error wins after all settle. */
+async function runLimited(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < jobs.length && failure === undefined) {
+      const job = jobs[next++];
+      try {
+        await job();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
+  if (failure !== undefined) throw failure;
+}

@@ -1,0 +1,13 @@
+/**
+ * berth's command-line entry. The hidden init mode (the first process of a container, see DESIGN.md §3)
+ * is dispatched before anything else is imported, to keep the container start path small.
+ *
+ * @module
+ */
+if (Deno.args[0] === "__init") {
+  const { init } = await import("./core/runtime/init.ts");
+  await init(Deno.args.slice(1));
+} else {
+  const { main } = await import("./core/cli/main.ts");
+  Deno.exit(await main(Deno.args));
+}
