@@ -2,7 +2,7 @@
  * Incremental SHA-256 behind one small interface, with two implementations:
  *
  * - `"native"` (the default): `node:crypto` `createHash("sha256")`, which uses the CPU's SHA
- *   instructions. Measured by `scripts/bench_codecs.ts` at about 4–5× the WASM speed here.
+ *   instructions. Measured by `scripts/bench_codecs.ts` at about 4× the WASM speed here.
  * - `"wasm"`: hash-wasm's SHA-256 (WebAssembly embedded in the npm package, so it also works in
  *   a `deno compile`d binary). hash-wasm only creates hashers asynchronously, so the WASM
  *   implementation must be loaded once with {@linkcode sha256Ready} before

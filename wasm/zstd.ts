@@ -217,6 +217,7 @@ interface ZlibInternals {
   _handle?: ZlibHandle;
   _writeState?: Uint32Array;
   close(): void;
+  on(event: "error", listener: () => void): unknown;
 }
 
 let nativeOk: boolean | undefined;
@@ -235,6 +236,9 @@ class NativeZstd implements Engine {
     const create = (zlib as { createZstdDecompress?: () => unknown }).createZstdDecompress;
     if (typeof create !== "function") throw new Error("node:zlib has no createZstdDecompress");
     const stream = create() as ZlibInternals;
+    // Errors come back as throws from writeSync; never let the unused stream emit an unhandled
+    // 'error' event (an uncaught exception).
+    stream.on("error", () => {});
     const handle = stream._handle, state = stream._writeState;
     if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) {
       stream.close();
@@ -319,7 +323,7 @@ function selfTest(): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// wasm: zstddec's libzstd build, one instance per stream
+// wasm: zstddec's libzstd build, an instance per stream (reused through a small pool)
 
 interface ZstdExports {
   memory: WebAssembly.Memory;

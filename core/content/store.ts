@@ -9,6 +9,7 @@ import { type Digest, digestHex } from "../digest.ts";
 import { DigestMismatchError, LimitError, NotFoundError } from "../errors.ts";
 import { createSha256 } from "../../wasm/sha256.ts";
 import { readFileChunks } from "./read_file.ts";
+import { acquireLock } from "../lock.ts";
 
 /** A source of bytes. */
 export type ByteSource =
@@ -40,6 +41,8 @@ export interface StagedBlob {
 }
 
 const LOCK = ".lock";
+/** Lock file in `ingest/` that orders session creation against cleanup. */
+const GUARD = ".guard";
 
 /**
  * A private directory under `ingest/` for the blobs one command writes. It holds an exclusive lock
@@ -58,6 +61,8 @@ export class IngestSession {
 
   /** @internal */
   static async create(ingestDir: string): Promise<IngestSession> {
+    // Held shared while the session is half made, so that no cleanup (exclusive) can see it so.
+    using _guard = await acquireLock(`${ingestDir}/${GUARD}`, { exclusive: false });
     const dir = `${ingestDir}/${crypto.randomUUID()}`;
     await Deno.mkdir(dir);
     const lock = await Deno.open(`${dir}/${LOCK}`, { write: true, createNew: true });
@@ -134,11 +139,21 @@ export class ContentStore {
     this.ingestDir = `${root}/ingest`;
   }
 
-  /** Creates the directories; removes ingest sessions no live process holds (left by a crash). */
+  /**
+   * Creates the directories; removes ingest sessions no live process holds (left by a crash). When
+   * another process is creating a session right now, cleanup waits for a later command.
+   */
   async init(): Promise<void> {
     await Deno.mkdir(this.blobDir, { recursive: true });
     await Deno.mkdir(this.ingestDir, { recursive: true });
+    using guard = await Deno.open(`${this.ingestDir}/${GUARD}`, {
+      read: true,
+      write: true,
+      create: true,
+    });
+    if (!(await guard.tryLock(true))) return;
     for await (const entry of Deno.readDir(this.ingestDir)) {
+      if (entry.name === GUARD) continue;
       const path = `${this.ingestDir}/${entry.name}`;
       if (!entry.isDirectory) {
         await Deno.remove(path).catch(() => {});
