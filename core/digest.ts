@@ -4,12 +4,29 @@
  * @module
  */
 
-/** A validated `sha256:<64 lowercase hex>` string. */
+/**
+ * A validated `sha256:<64 lowercase hex>` string.
+ *
+ * @example
+ * ```ts
+ * import { type Digest, parseDigest } from "@berth/berth";
+ * const d: Digest = parseDigest("sha256:" + "ab".repeat(32));
+ * console.log(d.length); // 71
+ * ```
+ */
 export type Digest = `sha256:${string}`;
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
 
-/** True when `value` is a well-formed sha256 digest. */
+/**
+ * True when `value` is a well-formed sha256 digest.
+ *
+ * @example
+ * ```ts
+ * import { isDigest } from "@berth/berth";
+ * console.log(isDigest("sha256:abc")); // false
+ * ```
+ */
 export function isDigest(value: unknown): value is Digest {
   return typeof value === "string" && DIGEST_RE.test(value);
 }
@@ -17,6 +34,16 @@ export function isDigest(value: unknown): value is Digest {
 /**
  * Returns `value` as a {@linkcode Digest}, or throws a `TypeError` naming `what`.
  * Only sha256 is accepted: it is what every registry and tool writes.
+ *
+ * @example
+ * ```ts
+ * import { parseDigest } from "@berth/berth";
+ * try {
+ *   parseDigest("md5:00", "layer digest");
+ * } catch (e) {
+ *   console.log((e as Error).message); // Unsupported layer digest algorithm "md5" in "md5:00"
+ * }
+ * ```
  */
 export function parseDigest(value: unknown, what = "digest"): Digest {
   if (isDigest(value)) return value;

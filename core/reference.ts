@@ -6,7 +6,16 @@
  */
 import { type Digest, parseDigest } from "./digest.ts";
 
-/** A parsed, normalised image reference. */
+/**
+ * A parsed, normalised image reference.
+ *
+ * @example
+ * ```ts
+ * import { parseReference, type Reference } from "@berth/berth";
+ * const ref: Reference = parseReference("localhost:5000/app@sha256:" + "0".repeat(64));
+ * console.log(ref.domain, ref.tag); // "localhost:5000" undefined
+ * ```
+ */
 export interface Reference {
   /** Registry host (with port), e.g. `docker.io`, `localhost:5000`. */
   readonly domain: string;
@@ -39,6 +48,13 @@ function isDomain(part: string): boolean {
 /**
  * Parses `input` the way docker does. A reference with neither tag nor digest gets `defaultTag`
  * (default `"latest"`; pass `null` to leave it untagged). Throws a `TypeError` naming the reference.
+ *
+ * @example
+ * ```ts
+ * import { parseReference } from "@berth/berth";
+ * const ref = parseReference("busybox");
+ * console.log(ref); // { domain: "docker.io", path: "library/busybox", tag: "latest" }
+ * ```
  */
 export function parseReference(
   input: string,
@@ -94,7 +110,15 @@ export function repositoryName(ref: Reference): string {
   return `${ref.domain}/${ref.path}`;
 }
 
-/** Full canonical string: `docker.io/library/busybox:latest[@sha256:…]`. */
+/**
+ * Full canonical string: `docker.io/library/busybox:latest[@sha256:…]`.
+ *
+ * @example
+ * ```ts
+ * import { formatReference, parseReference } from "@berth/berth";
+ * console.log(formatReference(parseReference("user/app:1"))); // "docker.io/user/app:1"
+ * ```
+ */
 export function formatReference(ref: Reference): string {
   return repositoryName(ref) + (ref.tag !== undefined ? `:${ref.tag}` : "") +
     (ref.digest ? `@${ref.digest}` : "");
@@ -108,7 +132,15 @@ export function familiarRepository(ref: Reference): string {
     : ref.path;
 }
 
-/** The reference as docker shows it: `busybox:latest`, `user/app@sha256:…`. */
+/**
+ * The reference as docker shows it: `busybox:latest`, `user/app@sha256:…`.
+ *
+ * @example
+ * ```ts
+ * import { familiarString, parseReference } from "@berth/berth";
+ * console.log(familiarString(parseReference("docker.io/library/busybox"))); // "busybox:latest"
+ * ```
+ */
 export function familiarString(ref: Reference): string {
   return familiarRepository(ref) + (ref.tag !== undefined ? `:${ref.tag}` : "") +
     (ref.digest ? `@${ref.digest}` : "");

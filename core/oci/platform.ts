@@ -31,12 +31,28 @@ export function normalizePlatform(p: Platform): Platform {
   return { os, architecture, ...(variant !== undefined ? { variant } : {}) };
 }
 
-/** The platform berth runs on. */
+/**
+ * The platform berth runs on.
+ *
+ * @example
+ * ```ts
+ * import { hostPlatform } from "@berth/berth";
+ * console.log(hostPlatform()); // e.g. { os: "linux", architecture: "amd64", variant: "v1" }
+ * ```
+ */
 export function hostPlatform(): Platform {
   return normalizePlatform({ os: Deno.build.os, architecture: Deno.build.arch });
 }
 
-/** Parses `os/arch[/variant]` (`linux/arm64/v8`) or `arch` alone (os linux). */
+/**
+ * Parses `os/arch[/variant]` (`linux/arm64/v8`) or `arch` alone (os linux).
+ *
+ * @example
+ * ```ts
+ * import { parsePlatform } from "@berth/berth";
+ * console.log(parsePlatform("linux/arm64")); // { os: "linux", architecture: "arm64", variant: "v8" }
+ * ```
+ */
 export function parsePlatform(text: string): Platform {
   const parts = text.split("/");
   if (parts.length > 3 || parts.some((p) => !/^[a-zA-Z0-9_.-]+$/.test(p))) {
@@ -46,7 +62,15 @@ export function parsePlatform(text: string): Platform {
   return normalizePlatform({ os, architecture, ...(variant ? { variant } : {}) });
 }
 
-/** `os/arch[/variant]` for messages. */
+/**
+ * `os/arch[/variant]` for messages.
+ *
+ * @example
+ * ```ts
+ * import { formatPlatform } from "@berth/berth";
+ * console.log(formatPlatform({ os: "linux", architecture: "arm", variant: "v7" })); // "linux/arm/v7"
+ * ```
+ */
 export function formatPlatform(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }

@@ -23,7 +23,15 @@ import { buildImportImage } from "./import_rootfs.ts";
 import { type ImageInspect, inspectImage } from "./inspect_image.ts";
 import { type ArchiveEntry, writeImageArchive } from "../transport/archive_writer.ts";
 
-/** Default store root. */
+/**
+ * Default store root, used when neither `root` nor `$BERTH_ROOT` is given.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_ROOT } from "@berth/berth";
+ * console.log(DEFAULT_ROOT); // "/var/lib/berth"
+ * ```
+ */
 export const DEFAULT_ROOT = "/var/lib/berth";
 
 /** Options of {@linkcode Store.open}. */
@@ -91,7 +99,19 @@ export interface PruneResult {
   reclaimedBytes: number;
 }
 
-/** A berth store. Create with {@linkcode Store.open}. */
+/**
+ * A berth store: blobs under `blobs/sha256`, image records in `images.json`. Create one with
+ * {@linkcode Store.open}. Several processes may use one store at once.
+ *
+ * @example
+ * ```ts
+ * import { Store } from "@berth/berth";
+ * const root = await Deno.makeTempDir();
+ * const store = await Store.open({ root });
+ * console.log(await store.images()); // []
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
 export class Store {
   readonly root: string;
   readonly content: ContentStore;
@@ -103,7 +123,18 @@ export class Store {
     this.imageDb = new ImageDb(root);
   }
 
-  /** Opens (creating if needed) the store at `root` and cleans what a crash left behind. */
+  /**
+   * Opens (creating if needed) the store at `root` and cleans what a crash left behind.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const root = await Deno.makeTempDir();
+   * const store = await Store.open({ root });
+   * console.log(store.root === await Deno.realPath(root)); // true
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
   static async open(options: StoreOptions = {}): Promise<Store> {
     const root = options.root ?? Deno.env.get("BERTH_ROOT") ?? DEFAULT_ROOT;
     if (root === "") throw new TypeError("Store root must not be empty");
@@ -122,6 +153,21 @@ export class Store {
    * Loads a docker-archive or OCI archive (optionally gzip/zstd wrapped). Every blob is verified
    * (digest, size, layer diffID, tar structure) before anything becomes visible; on any error the
    * store is left as it was.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const other = await Store.open({ root: `${dir}/other` });
+   * const loaded = await other.load(await store.save([id]), { name: "etc.tar" });
+   * console.log(loaded[0].id === id); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async load(
     source: ReadableStream<Uint8Array>,
@@ -182,6 +228,19 @@ export class Store {
   /**
    * `import`: stores a root filesystem tarball as a one-layer image, tagged `ref` when given.
    * Returns the image ID.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * console.log((await store.inspect("example/etc:1")).Id === id); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async import(
     source: ReadableStream<Uint8Array>,
@@ -213,8 +272,22 @@ export class Store {
   }
 
   /**
-   * `save`: streams an archive of the named images that docker, podman and skopeo load (see
-   * {@linkcode writeImageArchive}). Names given as tags are recorded in the archive.
+   * `save`: streams an archive of the named images that docker, podman and skopeo load (an OCI
+   * layout plus docker's manifest.json). Names given as tags are recorded in the archive.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * await (await store.save(["example/etc:1"])).pipeTo((await Deno.create(`${dir}/out.tar`)).writable);
+   * console.log((await Deno.stat(`${dir}/out.tar`)).size > 0); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async save(
     names: readonly string[],
@@ -245,7 +318,23 @@ export class Store {
     return stream.pipeThrough(new TransformStream({ flush: () => gc[Symbol.dispose]() }));
   }
 
-  /** `image inspect`: docker's JSON shape. */
+  /**
+   * `image inspect`: docker's JSON shape (Id, RepoTags, RepoDigests, Config, RootFS, ...).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const info = await store.inspect("example/etc:1");
+   * console.log(info.RepoTags, info.RootFS.Layers.length); // ["example/etc:1"] 1
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async inspect(input: string): Promise<ImageInspect> {
     const record = await this.resolve(input);
     return inspectImage(record, await this.image(record));
@@ -256,7 +345,23 @@ export class Store {
     return this.imageDb.read();
   }
 
-  /** Lists images, newest first. */
+  /**
+   * Lists images, newest first.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const [image] = await store.images();
+   * console.log(image.repoTags, image.id === id); // ["example/etc:1"] true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async images(): Promise<ImageSummary[]> {
     const data = await this.imageDb.read();
     const out: ImageSummary[] = [];
@@ -274,7 +379,23 @@ export class Store {
     return out.sort((a, b) => (b.created ?? "").localeCompare(a.created ?? ""));
   }
 
-  /** Finds an image by tag, digest reference or (short) ID; throws `NotFoundError`. */
+  /**
+   * Finds an image by tag, digest reference or (short) ID; throws `NotFoundError`.
+   *
+   * @example
+   * ```ts
+   * import { NotFoundError, Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * console.log((await store.resolve(id.slice(7, 19))).id === id); // true
+   * await store.resolve("nope").catch((e) => console.log(e instanceof NotFoundError)); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async resolve(input: string): Promise<ImageRecord> {
     return resolveImage(await this.imageDb.read(), input);
   }
@@ -288,7 +409,23 @@ export class Store {
     return createImage(record.manifest, manifestBytes, configBytes, { what: `image ${record.id}` });
   }
 
-  /** Adds tag `target` to the image `source` names. */
+  /**
+   * Adds tag `target` to the image `source` names (a tag moves from any image that had it).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * await store.tag("example/etc:1", "localhost:5000/etc:latest");
+   * console.log((await store.images())[0].repoTags.length); // 2
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
   async tag(source: string, target: string): Promise<void> {
     const ref = parseReference(target);
     if (ref.digest) throw new TypeError(`Cannot tag with a digest reference: "${target}"`);
@@ -300,7 +437,21 @@ export class Store {
 
   /**
    * `rmi`: a tag argument removes that tag, and the image with its last tag; an ID removes the
-   * image (refusing one with several tags unless `force`). Blobs go at the next prune.
+   * image (refusing one with several tags unless `force`). Its blobs are collected at once.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const result = await store.removeImage("example/etc:1");
+   * console.log(result.untagged, result.deleted[0] === id); // ["example/etc:1"] true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async removeImage(input: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
     const result = await this.imageDb.update((data) => {
@@ -336,6 +487,20 @@ export class Store {
   /**
    * Removes blobs no image references. With `images: "dangling"` untagged images go first, with
    * `"all"` every image (docker's `image prune -a`, until containers exist to keep them).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const { deletedImages } = await store.prune({ images: "all" });
+   * console.log(deletedImages[0] === id); // true
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async prune(options: { images?: "none" | "dangling" | "all" } = {}): Promise<PruneResult> {
     const deletedImages = await this.imageDb.update((data) => {
@@ -349,7 +514,18 @@ export class Store {
     return { deletedImages, ...(await this.gc()) };
   }
 
-  /** Garbage collection: marks blobs from every image record, sweeps the rest. */
+  /**
+   * Garbage collection: marks blobs from every image record, sweeps the rest.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const root = await Deno.makeTempDir();
+   * const store = await Store.open({ root });
+   * console.log(await store.gc()); // { deletedBlobs: 0, reclaimedBytes: 0 }
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
   async gc(): Promise<{ deletedBlobs: number; reclaimedBytes: number }> {
     using _gc = await acquireLock(`${this.root}/gc.lock`, { exclusive: true });
     const live = await this.#liveBlobs(await this.imageDb.read());
@@ -383,6 +559,20 @@ export class Store {
   /**
    * Disk usage as `system df` shows it: unique blob bytes, and the bytes `image prune` would free
    * (blobs no tagged image needs).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const dir = await Deno.makeTempDir();
+   * await new Deno.Command("tar", { args: ["-C", "/etc", "-cf", `${dir}/etc.tar`, "hostname"] })
+   *   .output();
+   * const store = await Store.open({ root: `${dir}/store` });
+   * using file = await Deno.open(`${dir}/etc.tar`);
+   * const id = await store.import(file.readable, { ref: "example/etc:1" });
+   * const df = await store.df();
+   * console.log(df.images, df.size > 0, df.reclaimable); // 1 true 0
+   * await Deno.remove(dir, { recursive: true });
+   * ```
    */
   async df(): Promise<{ images: number; active: number; size: number; reclaimable: number }> {
     const data = await this.imageDb.read();
