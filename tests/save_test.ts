@@ -110,3 +110,19 @@ Deno.test("save: to stdout, and back through berth load into another store", asy
   assert.equal(missing.stderr, "Error: No such image: nope\n");
   assert.equal(await Deno.stat(`${tmp.path}/x.tar`).then(() => true, () => false), false);
 });
+
+Deno.test("save: -o /dev/null writes to the device, never replaces it", async () => {
+  await using root = await tempDir();
+  assert.equal((await berth(root.path, ["load", "-i", fx.ociArchive])).code, 0);
+  const before = await Deno.stat("/dev/null");
+  const r = await berth(root.path, [
+    "save",
+    "-o",
+    "/dev/null",
+    fx.expected.ociArchive.configDigest,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const after = await Deno.stat("/dev/null");
+  assert.ok(after.isCharDevice, "/dev/null is still a character device");
+  assert.equal(after.ino, before.ino);
+});

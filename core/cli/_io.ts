@@ -45,13 +45,20 @@ export async function streamToStdout(source: ReadableStream<Uint8Array>): Promis
 }
 
 /**
- * Streams `source` into `path` through a temp file renamed at the end, so a failure leaves no
- * partial file behind.
+ * Streams `source` into `path`. A regular file (or a new one) is written through a temp file that
+ * is renamed over it at the end, so a failure leaves no partial file behind; anything else that
+ * exists there (`/dev/null`, a FIFO, a terminal) is written to directly, never replaced.
  */
 export async function streamToFile(
   source: ReadableStream<Uint8Array>,
   path: string,
 ): Promise<void> {
+  const existing = await Deno.stat(path).catch(() => undefined);
+  if (existing && !existing.isFile) {
+    using file = await Deno.open(path, { write: true });
+    await writeStream(source, file);
+    return;
+  }
   const slash = path.lastIndexOf("/");
   const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${
     path.slice(slash + 1)
@@ -59,15 +66,19 @@ export async function streamToFile(
   try {
     {
       using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
-      for await (const chunk of source) {
-        let n = 0;
-        while (n < chunk.byteLength) n += await file.write(chunk.subarray(n));
-      }
+      await writeStream(source, file);
       await file.syncData();
     }
     await Deno.rename(tmp, path);
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
+  }
+}
+
+async function writeStream(source: ReadableStream<Uint8Array>, file: Deno.FsFile): Promise<void> {
+  for await (const chunk of source) {
+    let n = 0;
+    while (n < chunk.byteLength) n += await file.write(chunk.subarray(n));
   }
 }

@@ -1,0 +1,154 @@
+/**
+ * Container records: `containers/<id>/container.json` (written atomically), with unique names
+ * claimed by creating `containers/names/<name>` exclusively — no central file to lock.
+ *
+ * @module
+ */
+import type { Digest } from "../digest.ts";
+import { ConflictError, InvalidInputError, NotFoundError } from "../errors.ts";
+import { writeFileAtomic } from "./atomic_write.ts";
+
+/** Where a container is in its life. */
+export type ContainerStatus = "created" | "running" | "exited";
+
+/** One container. */
+export interface ContainerRecord {
+  /** 64 hex digits. */
+  id: string;
+  /** Unique name (docker's `--name`, or generated). */
+  name: string;
+  /** The image as the user named it. */
+  image: string;
+  /** The image ID (config digest). */
+  imageId: Digest;
+  /** Chain IDs of the image's snapshots, bottom first (the overlay lowerdirs). */
+  snapshots: Digest[];
+  /** The command the container runs (entrypoint + cmd as resolved). */
+  command: string[];
+  /** Creation time (ISO 8601). */
+  created: string;
+  /** Run-time state. */
+  state: {
+    status: ContainerStatus;
+    pid?: number;
+    exitCode?: number;
+    oomKilled?: boolean;
+    startedAt?: string;
+    finishedAt?: string;
+    error?: string;
+  };
+  /** The run flags (docker's HostConfig-like view, for inspect). */
+  hostConfig: Record<string, unknown>;
+}
+
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const ID_RE = /^[0-9a-f]{64}$/;
+
+/** Reads and writes container records under `<root>/containers`. */
+export class ContainerDb {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = `${root}/containers`;
+  }
+
+  /** The directory of container `id` (bundle, upper/work dirs, logs). */
+  path(id: string): string {
+    return `${this.dir}/${id}`;
+  }
+
+  /**
+   * Creates the record and its directory, claiming the name. Throws `ConflictError` when the name
+   * is taken (docker's message), `TypeError` for an invalid name.
+   */
+  async create(record: ContainerRecord): Promise<void> {
+    if (!NAME_RE.test(record.name)) {
+      throw new TypeError(
+        `Invalid container name "${record.name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
+      );
+    }
+    await Deno.mkdir(`${this.dir}/names`, { recursive: true });
+    try {
+      await Deno.writeTextFile(`${this.dir}/names/${record.name}`, record.id, { createNew: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) {
+        const owner = await Deno.readTextFile(`${this.dir}/names/${record.name}`).catch(() => "");
+        throw new ConflictError(
+          `Conflict. The container name "/${record.name}" is already in use by container ` +
+            `"${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+      throw e;
+    }
+    try {
+      await Deno.mkdir(this.path(record.id), { mode: 0o700 });
+      await this.write(record);
+    } catch (e) {
+      await Deno.remove(`${this.dir}/names/${record.name}`).catch(() => {});
+      await Deno.remove(this.path(record.id), { recursive: true }).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Replaces the record (atomically). */
+  async write(record: ContainerRecord): Promise<void> {
+    await writeFileAtomic(
+      `${this.path(record.id)}/container.json`,
+      JSON.stringify(record, null, 1),
+    );
+  }
+
+  /** Reads one record by full id. */
+  async read(id: string): Promise<ContainerRecord> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${this.path(id)}/container.json`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) throw new NotFoundError(`No such container: ${id}`);
+      throw e;
+    }
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new InvalidInputError(`Container record ${id} is corrupt: ${(e as Error).message}`);
+    }
+  }
+
+  /** Every container (records that cannot be read are skipped). */
+  async list(): Promise<ContainerRecord[]> {
+    const out: ContainerRecord[] = [];
+    try {
+      for await (const e of Deno.readDir(this.dir)) {
+        if (!e.isDirectory || !ID_RE.test(e.name)) continue;
+        const r = await this.read(e.name).catch(() => undefined);
+        if (r) out.push(r);
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out;
+  }
+
+  /** Finds a container by name, full id or unique id prefix. */
+  async resolve(input: string): Promise<ContainerRecord> {
+    const byName = await Deno.readTextFile(`${this.dir}/names/${input}`).catch(() => undefined);
+    if (byName && ID_RE.test(byName)) return await this.read(byName);
+    if (/^[0-9a-f]{1,64}$/.test(input)) {
+      const hits = (await this.list()).filter((c) => c.id.startsWith(input));
+      if (hits.length > 1) {
+        throw new ConflictError(`Multiple IDs found with provided prefix: ${input}`);
+      }
+      if (hits.length === 1) return hits[0];
+    }
+    throw new NotFoundError(`No such container: ${input}`);
+  }
+
+  /** Removes the record, its directory and its name. */
+  async remove(record: ContainerRecord): Promise<void> {
+    await Deno.remove(this.path(record.id), { recursive: true }).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+    const owner = await Deno.readTextFile(`${this.dir}/names/${record.name}`).catch(() => "");
+    if (owner === record.id) await Deno.remove(`${this.dir}/names/${record.name}`).catch(() => {});
+  }
+}

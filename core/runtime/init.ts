@@ -1,0 +1,507 @@
+/**
+ * The container's first process: berth itself, started by the engine as `berth __init <json>` in
+ * the container's new namespaces (DESIGN.md §3). On its main thread, synchronously, it joins the
+ * cgroup, mounts the root filesystem and the spec's mounts, pivots into the root, drops privileges
+ * and `execve`s the container's command, which becomes PID 1. Failures go to the engine on the sync
+ * socket as one message (exit code 125, or 126/127 for a command that cannot be run).
+ *
+ * Keep this module's import graph small: it is loaded on every container start.
+ *
+ * @module
+ */
+import {
+  AF_INET,
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_RECURSIVE,
+  CLONE_NEWCGROUP,
+  CLOSE_RANGE_CLOEXEC,
+  F_SETFD,
+  FD_CLOEXEC,
+  IFF_UP,
+  MNT_DETACH,
+  MOUNT_ATTR_RDONLY,
+  MS_BIND,
+  MS_NODEV,
+  MS_NOEXEC,
+  MS_NOSUID,
+  MS_PRIVATE,
+  MS_RDONLY,
+  MS_REC,
+  MS_REMOUNT,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_NOCTTY,
+  O_NOFOLLOW,
+  O_PATH,
+  O_RDWR,
+  O_WRONLY,
+  PR_CAPBSET_DROP,
+  PR_SET_KEEPCAPS,
+  PR_SET_NO_NEW_PRIVS,
+  PR_SET_PDEATHSIG,
+  RESOLVE_IN_ROOT,
+  RESOLVE_NO_MAGICLINKS,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFMT,
+  S_IFREG,
+  SIGKILL,
+  SIOCGIFFLAGS,
+  SIOCSIFFLAGS,
+  SOCK_CLOEXEC,
+  SOCK_DGRAM,
+} from "../../ffi/constants.ts";
+import { capset, setgroups, setresgid, setresuid } from "../../ffi/credentials.ts";
+import {
+  close,
+  closeRange,
+  dup3,
+  fchdir,
+  fchown,
+  fcntl,
+  makedev,
+  mkdirat,
+  mknodat,
+  openat,
+  openat2,
+  statx,
+  symlinkat,
+} from "../../ffi/fs.ts";
+import { mount, mountSetattr, pivotRoot, umount2 } from "../../ffi/mount.ts";
+import { unshare } from "../../ffi/namespaces.ts";
+import { execve, prctl, sethostname, setrlimit, setsid, umask } from "../../ffi/process.ts";
+import { recvmsg, sendmsg, socket } from "../../ffi/socket.ts";
+import { SyscallError } from "../../ffi/syscall_error.ts";
+import {
+  ioctl,
+  ioctlGetPtyNumber,
+  ioctlSetCtty,
+  ioctlSetPtyLock,
+  ioctlSetWinsize,
+} from "../../ffi/tty.ts";
+import { capabilityMask } from "./_capabilities.ts";
+import type { InitConfig, InitMessage } from "./_init_protocol.ts";
+import { parseMountOptions } from "./_mount_options.ts";
+import type { RuntimeSpec, SpecMount } from "./spec_types.ts";
+
+/** An init failure with the exit code docker would give it. */
+class InitError extends Error {
+  constructor(message: string, readonly code = 125) {
+    super(message);
+  }
+}
+
+const RLIMITS: Record<string, number> = {
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
+};
+
+const DEVICES: [string, number, number][] = [
+  ["null", 1, 3],
+  ["zero", 1, 5],
+  ["full", 1, 7],
+  ["random", 1, 8],
+  ["urandom", 1, 9],
+  ["tty", 5, 0],
+];
+
+const LINKS: [string, string][] = [
+  ["/proc/self/fd", "fd"],
+  ["/proc/self/fd/0", "stdin"],
+  ["/proc/self/fd/1", "stdout"],
+  ["/proc/self/fd/2", "stderr"],
+  ["pts/ptmx", "ptmx"],
+];
+
+const encoder = new TextEncoder();
+const now = () => performance.timeOrigin + performance.now();
+
+function send(sync: number, msg: InitMessage, fds: number[] = []): void {
+  sendmsg(sync, encoder.encode(JSON.stringify(msg)), fds);
+}
+
+/**
+ * Runs the init: `args[0]` is the fd of its end of the sync socket, on which the engine sends the
+ * {@linkcode InitConfig}. Never returns when the container's command starts (execve); exits
+ * 125/126/127 after reporting a failure to the engine.
+ */
+export function init(args: string[]): Promise<void> {
+  const marks: Record<string, number> = { origin: performance.timeOrigin, start: now() };
+  const sync = Number(args[0]);
+  if (!/^\d+$/.test(args[0] ?? "")) {
+    console.error("berth: __init: bad argument");
+    Deno.exit(125);
+  }
+  try {
+    fcntl(sync, F_SETFD, FD_CLOEXEC);
+    marks.ffi = now();
+    const { data } = recvmsg(sync, 1 << 18, 0);
+    if (!data.length) Deno.exit(125); // the engine went away
+    const config: InitConfig = JSON.parse(new TextDecoder().decode(data));
+    marks.config = now();
+    start(config, sync, marks);
+  } catch (e) {
+    const code = e instanceof InitError ? e.code : 125;
+    const message = e instanceof Error ? e.message : String(e);
+    try {
+      send(sync, { t: "error", code, message });
+    } catch {
+      console.error(`berth: ${message}`);
+    }
+    Deno.exit(code);
+  }
+  return Promise.resolve();
+}
+
+function start(config: InitConfig, sync: number, marks: Record<string, number>): never {
+  const spec: RuntimeSpec = JSON.parse(Deno.readTextFileSync(`${config.bundle}/config.json`));
+  const proc = spec.process;
+  const namespaces = new Set(spec.linux?.namespaces?.map((n) => n.type));
+  umask(0);
+  // die with the engine rather than outlive it unsupervised
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+  // cgroup: join, then make it the root of a new cgroup namespace
+  for (const f of config.cgroupProcs) Deno.writeTextFileSync(f, "0", { create: false });
+  if (namespaces.has("cgroup")) unshare(CLONE_NEWCGROUP);
+  setsid();
+  marks.cgroup = now();
+
+  // root filesystem
+  mount(null, "/", null, MS_REC | MS_PRIVATE);
+  const rootPath = spec.root.path.startsWith("/")
+    ? spec.root.path
+    : `${config.bundle}/${spec.root.path}`;
+  mountRootfs(config, rootPath);
+  const root = openat(AT_FDCWD, rootPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  marks.rootfs = now();
+
+  for (const m of spec.mounts ?? []) mountOne(root, m, config);
+  if (spec.mounts?.some((m) => m.destination === "/dev" && m.type === "tmpfs")) makeDev(root);
+  close(resolveIn(root, proc.cwd, "dir"));
+  marks.mounts = now();
+
+  // pivot
+  fchdir(root);
+  pivotRoot(".", ".");
+  umount2(".", MNT_DETACH);
+  close(root);
+  Deno.chdir("/");
+  marks.pivot = now();
+
+  for (const p of spec.linux?.maskedPaths ?? []) maskPath(p);
+  for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p);
+  if (proc.terminal) setupTerminal(sync, spec);
+  if (spec.root.readonly) mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
+  if (namespaces.has("uts") && spec.hostname) sethostname(spec.hostname);
+  if (namespaces.has("network")) loopbackUp();
+  for (const r of proc.rlimits ?? []) {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new InitError(`unknown rlimit: ${r.type}`);
+    setrlimit(resource, { soft: BigInt(r.soft), hard: BigInt(r.hard) });
+  }
+  Deno.chdir(proc.cwd);
+  const env = proc.env ?? [];
+  const path = lookPath(proc.args[0], env);
+  marks.setup = now();
+
+  // privileges
+  closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+  dropPrivileges(spec);
+  umask(proc.user.umask ?? 0o022);
+  marks.exec = now();
+  send(sync, { t: "exec", ...(config.timing ? { marks } : {}) });
+  try {
+    execve(path, proc.args, env);
+  } catch (e) {
+    throw execError(proc.args[0], e);
+  }
+}
+
+function mountRootfs(config: InitConfig, target: string): void {
+  const r = config.rootfs;
+  if ("dir" in r) {
+    mount(r.dir, target, null, MS_BIND | MS_REC);
+  } else {
+    // lowerdir paths with ':' or ',' would need escaping; the store's paths have neither
+    const data = `lowerdir=${r.lowerdirs.join(":")},upperdir=${r.upperdir},workdir=${r.workdir}`;
+    mount("overlay", target, "overlay", 0, data);
+  }
+}
+
+/**
+ * An O_PATH fd of `path` inside the root `root` (symlinks resolved inside it), creating missing
+ * directories, and the last component as `kind` when missing.
+ */
+function resolveIn(root: number, path: string, kind: "dir" | "file"): number {
+  const how = (flags: number) => ({
+    flags: flags | O_CLOEXEC,
+    resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  });
+  const open = (p: string) => openat2(root, p, how(O_PATH));
+  try {
+    return open(path);
+  } catch (e) {
+    if (!(e instanceof SyscallError) || e.code !== "ENOENT") throw e;
+  }
+  const parts = path.split("/").filter(Boolean);
+  let parent = openat2(root, "/", how(O_PATH | O_DIRECTORY));
+  try {
+    for (let i = 0; i < parts.length; i++) {
+      const sub = "/" + parts.slice(0, i + 1).join("/");
+      let fd: number;
+      try {
+        fd = open(sub);
+      } catch (e) {
+        if (!(e instanceof SyscallError) || e.code !== "ENOENT") throw e;
+        if (i === parts.length - 1 && kind === "file") {
+          close(openat(parent, parts[i], O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o644));
+        } else {
+          mkdirat(parent, parts[i], 0o755);
+        }
+        fd = open(sub);
+      }
+      close(parent);
+      parent = fd;
+    }
+    const fd = parent;
+    parent = -1;
+    return fd;
+  } finally {
+    if (parent >= 0) close(parent);
+  }
+}
+
+const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
+
+function mountOne(root: number, m: SpecMount, config: InitConfig): void {
+  const { flags, propagation, data } = parseMountOptions(m.options);
+  const bind = m.type === "bind" || (flags & MS_BIND) !== 0;
+  try {
+    if (m.type === "cgroup") return mountCgroups(root, m.destination, flags, config);
+    let kind: "dir" | "file" = "dir";
+    if (bind) {
+      const st = statx(AT_FDCWD, m.source ?? "");
+      kind = (st.mode & S_IFMT) === S_IFDIR ? "dir" : "file";
+    }
+    const at = resolveIn(root, m.destination, kind);
+    try {
+      if (bind) mount(m.source ?? "", fdPath(at), null, MS_BIND | (flags & MS_REC));
+      else mount(m.source ?? m.type ?? "none", fdPath(at), m.type ?? null, flags, data || null);
+    } finally {
+      close(at);
+    }
+    const rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
+    if ((bind && rest) || propagation.length) {
+      // the new mount, not the directory under it
+      const top = resolveIn(root, m.destination, kind);
+      try {
+        if (bind && rest) {
+          mount(null, fdPath(top), null, MS_BIND | MS_REMOUNT | rest);
+          if ((rest & MS_RDONLY) && (flags & MS_REC)) {
+            mountSetattr(top, "", AT_RECURSIVE | AT_EMPTY_PATH, { set: MOUNT_ATTR_RDONLY });
+          }
+        }
+        for (const p of propagation) mount(null, fdPath(top), null, p);
+      } finally {
+        close(top);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof SyscallError)) throw e;
+    const what = bind ? JSON.stringify(m.source) : m.type;
+    throw new InitError(
+      `mount ${what} to ${JSON.stringify(m.destination)}: ${e.message.replace(/^[^:]*: /, "")}`,
+    );
+  }
+}
+
+function mountCgroups(root: number, dest: string, flags: number, config: InitConfig): void {
+  const entries = config.cgroupMounts;
+  const at = resolveIn(root, dest, "dir");
+  try {
+    if (entries.length === 1 && entries[0].dir === "") {
+      mount("cgroup2", fdPath(at), "cgroup2", flags);
+      return;
+    }
+    mount("tmpfs", fdPath(at), "tmpfs", flags & ~MS_RDONLY, "mode=755");
+  } finally {
+    close(at);
+  }
+  const top = resolveIn(root, dest, "dir");
+  try {
+    for (const e of entries) {
+      mkdirat(top, e.dir, 0o755);
+      const sub = `${fdPath(top)}/${e.dir}`;
+      mount(e.fstype, sub, e.fstype, flags, e.data || null);
+    }
+    if (flags & MS_RDONLY) mount(null, fdPath(top), null, MS_REMOUNT | flags);
+  } finally {
+    close(top);
+  }
+}
+
+function makeDev(root: number): void {
+  const dev = openat2(root, "/dev", {
+    flags: O_PATH | O_DIRECTORY | O_CLOEXEC,
+    resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  });
+  try {
+    for (const [name, major, minor] of DEVICES) {
+      mknodat(dev, name, S_IFCHR | 0o666, makedev(major, minor));
+    }
+    for (const [target, name] of LINKS) symlinkat(target, dev, name);
+    if (exists("/proc/kcore")) symlinkat("/proc/kcore", dev, "core");
+  } finally {
+    close(dev);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statx(AT_FDCWD, path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function maskPath(path: string): void {
+  let st;
+  try {
+    st = statx(AT_FDCWD, path);
+  } catch (e) {
+    if (e instanceof SyscallError && e.code === "ENOENT") return;
+    throw e;
+  }
+  if ((st.mode & S_IFMT) === S_IFDIR) mount("tmpfs", path, "tmpfs", MS_RDONLY);
+  else mount("/dev/null", path, null, MS_BIND);
+}
+
+function readonlyPath(path: string): void {
+  try {
+    mount(path, path, null, MS_BIND | MS_REC);
+  } catch (e) {
+    if (e instanceof SyscallError && e.code === "ENOENT") return;
+    throw e;
+  }
+  const flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  mount(path, path, null, flags);
+}
+
+function setupTerminal(sync: number, spec: RuntimeSpec): void {
+  const master = openat(AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ioctlSetPtyLock(master, false);
+  const n = ioctlGetPtyNumber(master);
+  const slave = openat(AT_FDCWD, `/dev/pts/${n}`, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  const size = spec.process.consoleSize;
+  if (size?.height && size.width) {
+    ioctlSetWinsize(master, { rows: size.height, columns: size.width });
+  }
+  fchown(slave, spec.process.user.uid, 0xffffffff);
+  close(openat(AT_FDCWD, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600));
+  mount(`/dev/pts/${n}`, "/dev/console", null, MS_BIND);
+  send(sync, { t: "pty" }, [master]);
+  close(master);
+  for (const fd of [0, 1, 2]) dup3(slave, fd);
+  if (slave > 2) close(slave);
+  ioctlSetCtty(0);
+}
+
+function loopbackUp(): void {
+  const s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC);
+  try {
+    const ifr = new Uint8Array(40);
+    ifr.set(encoder.encode("lo"));
+    ioctl(s, SIOCGIFFLAGS, ifr);
+    const v = new DataView(ifr.buffer);
+    v.setInt16(16, v.getInt16(16, true) | IFF_UP, true);
+    ioctl(s, SIOCSIFFLAGS, ifr);
+  } finally {
+    close(s);
+  }
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    const st = statx(AT_FDCWD, path);
+    return (st.mode & S_IFMT) === S_IFREG && (st.mode & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Go's exec.LookPath, as runc uses it: the container's PATH, regular files with an x bit. */
+function lookPath(name: string, env: readonly string[]): string {
+  if (name === undefined || name === "") throw new InitError(`exec: "": empty command`, 127);
+  if (name.includes("/")) {
+    let st;
+    try {
+      st = statx(AT_FDCWD, name);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "ENOENT") {
+        throw new InitError(`exec: "${name}": stat ${name}: no such file or directory`, 127);
+      }
+      throw e;
+    }
+    if ((st.mode & S_IFMT) === S_IFDIR || (st.mode & 0o111) === 0) {
+      throw new InitError(`exec: "${name}": permission denied`, 126);
+    }
+    return name;
+  }
+  const path = env.findLast((e) => e.startsWith("PATH="))?.slice(5) ?? "";
+  for (const dir of path.split(":")) {
+    const candidate = `${dir || "."}/${name}`;
+    if (isExecutable(candidate)) return candidate;
+  }
+  throw new InitError(`exec: "${name}": executable file not found in $PATH`, 127);
+}
+
+function execError(name: string, e: unknown): Error {
+  if (!(e instanceof SyscallError)) return e as Error;
+  const text: Record<string, [string, number]> = {
+    ENOENT: ["no such file or directory", 127],
+    EACCES: ["permission denied", 126],
+    ENOEXEC: ["exec format error", 126],
+    EISDIR: ["is a directory", 126],
+  };
+  const [what, code] = text[e.code] ?? [e.message.replace(/^[^:]*: /, ""), 126];
+  return new InitError(`exec: "${name}": ${what}`, code);
+}
+
+function dropPrivileges(spec: RuntimeSpec): void {
+  const caps = spec.process.capabilities ?? {};
+  const user = spec.process.user;
+  const bounding = capabilityMask(caps.bounding);
+  const last = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap"));
+  for (let c = 0; c <= last; c++) {
+    if (!(bounding & (1n << BigInt(c)))) prctl(PR_CAPBSET_DROP, c);
+  }
+  prctl(PR_SET_KEEPCAPS, 1);
+  setgroups(user.additionalGids ?? []);
+  setresgid(user.gid, user.gid, user.gid);
+  setresuid(user.uid, user.uid, user.uid);
+  prctl(PR_SET_KEEPCAPS, 0);
+  capset({
+    effective: capabilityMask(caps.effective),
+    permitted: capabilityMask(caps.permitted),
+    inheritable: capabilityMask(caps.inheritable),
+  });
+  if (spec.process.noNewPrivileges) prctl(PR_SET_NO_NEW_PRIVS, 1);
+}

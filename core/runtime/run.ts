@@ -1,0 +1,413 @@
+/**
+ * Runs an OCI runtime spec as a container on this kernel and waits for it (DESIGN.md §3).
+ *
+ * A fixed list of named steps, each with its undo, run in order; the undos run in reverse when the
+ * container has exited or when a step fails half way:
+ *
+ * 1. `spawn`   (or a {@linkcode prepareInit} done earlier) on the JS thread, without an await:
+ *              a socket pair, save the namespace fds, unshare, spawn `berth __init <fd>`, setns
+ *              back, chdir back. The init boots (a Deno start, the longest step) while the engine
+ *              goes on; it waits for its configuration on the socket.
+ * 2. `bundle`  write config.json, hosts, hostname, resolv.conf; make the rootfs mount point
+ * 3. `cgroup`  create the container's cgroup and write its limits
+ * 4. `config`  send the init its configuration (rootfs, cgroup.procs files, ...)
+ * 5. `start`   wait for the init to exec the command (or report why it could not)
+ * 6. `wait`    relay the terminal, forward signals, wait for the exit status, read OOM kills
+ *
+ * Mounts live only in the container's mount namespace, which the kernel tears down with its last
+ * process: no mount is ever made in the engine's namespace.
+ *
+ * @module
+ */
+import { MSG_NOSIGNAL, POLLIN, SIGNALS } from "../../ffi/constants.ts";
+import { close } from "../../ffi/fs.ts";
+import { pollAsync, recvmsg, sendmsg } from "../../ffi/socket.ts";
+import { SyscallError } from "../../ffi/syscall_error.ts";
+import { Cgroup, type CgroupLayout, cgroupMountsFor, detectCgroupLayout } from "./cgroups.ts";
+import {
+  discardInit,
+  initCommand,
+  namespaceFlags,
+  type PreparedInit,
+  type PreparedInitInternal,
+  prepareInit,
+  type Stdio,
+} from "./_prepare_init.ts";
+import { ContainerStartError } from "./start_error.ts";
+import type { RuntimeSpec } from "./spec_types.ts";
+import { etcFiles } from "./_etc_files.ts";
+import type { InitConfig, InitMessage, RootfsSource } from "./_init_protocol.ts";
+import { type PtyRelay, relayPty } from "./_pty.ts";
+
+export type { RootfsSource };
+export { discardInit, initCommand, prepareInit };
+export type { PreparedInit, Stdio };
+
+/** Options of {@linkcode runContainer}. */
+export interface RunContainerOptions {
+  /** The bundle directory (created when missing): config.json and the /etc files go here. */
+  bundleDir: string;
+  /** The root filesystem: overlay layers (lowerdirs top-most first), or a directory to bind. */
+  rootfs: RootfsSource;
+  /** Container stdin (default `"null"`; docker's `-i` is `"inherit"`). */
+  stdin?: Stdio;
+  /** Container stdout (default `"inherit"`). `"piped"` collects it into the result. */
+  stdout?: Stdio;
+  /** Container stderr (default `"inherit"`); with a terminal it is merged into stdout. */
+  stderr?: Stdio;
+  /** Bytes to write to a `"piped"` stdin, which is then closed. */
+  input?: Uint8Array | string;
+  /** Aborting kills the container (SIGKILL). */
+  signal?: AbortSignal;
+  /** Forward SIGINT, SIGTERM and SIGHUP to the container (default true). */
+  forwardSignals?: boolean;
+  /** Remove, after the run, the files and directories the runtime created in the bundle. */
+  removeBundle?: boolean;
+  /** The host's cgroup layout (default: detected). */
+  cgroupLayout?: CgroupLayout;
+  /** Called with the container's host pid once its command runs. */
+  onStart?: (pid: number) => void;
+  /** Collect a breakdown of the start's milliseconds into the result. */
+  timing?: boolean;
+  /** An init spawned earlier with {@linkcode prepareInit} (same namespaces and stdio). */
+  init?: PreparedInit;
+}
+
+/** How a container ended. */
+export interface ContainerResult {
+  /** The exit status: the command's, or 128+n when signal n killed it. */
+  exitCode: number;
+  /** The signal that killed it, e.g. `"SIGKILL"`. */
+  signal?: string;
+  /** The kernel's OOM killer killed a process of the container. */
+  oomKilled: boolean;
+  /** Collected stdout (`"piped"`; with a terminal, the terminal's output). */
+  stdout?: Uint8Array;
+  /** Collected stderr (`"piped"`, no terminal). */
+  stderr?: Uint8Array;
+  /** Milliseconds per phase (with `timing`). */
+  timing?: Record<string, number>;
+}
+
+interface Step {
+  name: string;
+  undo?: () => void | Promise<void>;
+}
+
+const epoch = () => performance.timeOrigin + performance.now();
+
+/**
+ * Runs `spec` as a container: writes it to `<bundleDir>/config.json`, runs it and waits for it to
+ * exit; then removes its cgroup (and, with `removeBundle`, what it created in the bundle). A
+ * failure to start throws ContainerStartError (exit code 125, or 126/127 when the command cannot
+ * be run) after the same cleanup.
+ */
+export async function runContainer(
+  spec: RuntimeSpec,
+  options: RunContainerOptions,
+): Promise<ContainerResult> {
+  if (!options.bundleDir.startsWith("/")) {
+    if (options.init) await discardInit(options.init);
+    throw new TypeError(`bundleDir must be absolute: ${options.bundleDir}`);
+  }
+  const marks: Record<string, number> = { begin: epoch() };
+  const done: Step[] = [];
+  const step = (name: string, undo?: Step["undo"]) => {
+    done.push({ name, undo });
+    marks[name] = epoch();
+  };
+  let result: ContainerResult | undefined;
+  let failure: unknown;
+  try {
+    result = await steps(spec, options, step, marks);
+  } catch (e) {
+    failure = e;
+  }
+  for (const s of done.reverse()) {
+    try {
+      await s.undo?.();
+    } catch (e) {
+      failure ??= e;
+    }
+    marks[`undo.${s.name}`] = epoch();
+  }
+  marks.cleaned = epoch();
+  if (failure !== undefined) throw failure;
+  if (options.timing) result!.timing = breakdown(marks);
+  return result!;
+}
+
+async function steps(
+  spec: RuntimeSpec,
+  options: RunContainerOptions,
+  step: (name: string, undo?: Step["undo"]) => void,
+  marks: Record<string, number>,
+): Promise<ContainerResult> {
+  const bundle = options.bundleDir.replace(/\/+$/, "");
+  const stdio = {
+    stdin: options.stdin ?? "null",
+    stdout: options.stdout ?? "inherit",
+    stderr: options.stderr ?? "inherit",
+  };
+  const terminal = spec.process.terminal ?? false;
+  const initStdio = terminal ? { ...stdio, stdin: "null" as const } : stdio;
+
+  // 1. spawn (or take the prepared init)
+  const prepared = options.init ?? prepareInit(spec.linux?.namespaces ?? [], initStdio);
+  const { child, sync } = prepared as PreparedInitInternal;
+  let syncOpen = true;
+  const closeSync = () => {
+    if (syncOpen) close(sync);
+    syncOpen = false;
+  };
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  step("spawn", async () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    closeSync();
+    await status;
+  });
+  if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
+  const kill = () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  };
+  options.signal?.addEventListener("abort", kill);
+  if (options.signal?.aborted) kill();
+  step("abort", () => options.signal?.removeEventListener("abort", kill));
+  const output = collect(child, initStdio, options);
+  output.catch(() => {/* awaited below; a start failure leaves it unobserved */});
+
+  // 2. bundle
+  const created = prepareBundle(spec, bundle);
+  step("bundle", () => {
+    if (options.removeBundle) {
+      for (const p of created.reverse()) Deno.removeSync(p, { recursive: true });
+    }
+  });
+
+  // 3. cgroup
+  const layout = options.cgroupLayout ?? detectCgroupLayout();
+  const cgroup = spec.linux?.cgroupsPath
+    ? Cgroup.create(spec.linux.cgroupsPath, spec.linux.resources, { layout })
+    : undefined;
+  step("cgroup", () => cgroup?.remove());
+
+  // 4. config
+  const config: InitConfig = {
+    bundle,
+    rootfs: options.rootfs,
+    cgroupProcs: cgroup?.procsFiles ?? [],
+    cgroupMounts: cgroupMountsFor(layout),
+    timing: options.timing ?? false,
+  };
+  try {
+    sendmsg(sync, new TextEncoder().encode(JSON.stringify(config)), [], MSG_NOSIGNAL);
+  } catch (e) {
+    // the init died before reading it: awaitExec reports how
+    if (!(e instanceof SyscallError && (e.code === "EPIPE" || e.code === "ECONNRESET"))) throw e;
+  }
+  step("config");
+
+  // 5. start
+  const { pty, initMarks } = await awaitExec(sync, status);
+  closeSync();
+  if (initMarks) Object.assign(marks, prefix(initMarks, "init."));
+  step("start");
+  let relay: PtyRelay | undefined;
+  if (pty !== undefined) {
+    relay = relayPty(pty, {
+      stdin: stdio.stdin,
+      stdout: stdio.stdout,
+      input: typeof options.input === "string"
+        ? new TextEncoder().encode(options.input)
+        : options.input,
+    });
+    step("terminal", () => relay!.close());
+  }
+  options.onStart?.(child.pid);
+
+  // 6. wait
+  const forward = (sig: Deno.Signal) => () => {
+    try {
+      child.kill(sig);
+    } catch { /* exited */ }
+  };
+  const forwarders = (options.forwardSignals ?? true)
+    ? (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const)
+    : [];
+  for (const [s, f] of forwarders) Deno.addSignalListener(s, f);
+  step("signals", () => {
+    for (const [s, f] of forwarders) Deno.removeSignalListener(s, f);
+  });
+  const st = await status;
+  marks.exited = epoch();
+  const [out, err] = await output;
+  const ttyOut = await relay?.done;
+  const result: ContainerResult = {
+    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
+    oomKilled: (cgroup?.oomKills() ?? 0) > 0,
+  };
+  if (st.signal) result.signal = st.signal;
+  if (ttyOut ?? out) result.stdout = ttyOut ?? out;
+  if (err) result.stderr = err;
+  return result;
+}
+
+function prefix(o: Record<string, number>, p: string): Record<string, number> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [p + k, v]));
+}
+
+// Writes config.json and the /etc files, makes the rootfs mount point; returns what it created
+// (to remove with `removeBundle`), outermost first.
+function prepareBundle(spec: RuntimeSpec, bundle: string): string[] {
+  const created: string[] = [];
+  const mkdir = (dir: string) => {
+    try {
+      Deno.statSync(dir);
+    } catch {
+      const missing: string[] = [];
+      for (let d = dir; d !== "/" && !exists(d); d = d.replace(/\/[^/]*$/, "") || "/") {
+        missing.unshift(d);
+      }
+      Deno.mkdirSync(dir, { recursive: true });
+      if (missing.length) created.push(missing[0]);
+    }
+  };
+  mkdir(bundle);
+  const file = (path: string, text: string) => {
+    const fresh = !exists(path);
+    Deno.writeTextFileSync(path, text);
+    if (fresh && !created.some((c) => path.startsWith(c + "/"))) created.push(path);
+  };
+  file(`${bundle}/config.json`, JSON.stringify(spec, null, 2));
+  const hostNetwork = !spec.linux?.namespaces?.some((n) => n.type === "network");
+  const etc = etcFiles(spec.hostname ?? "localhost", hostNetwork);
+  for (const m of spec.mounts ?? []) {
+    const name = m.source?.startsWith(bundle + "/") ? m.source.slice(bundle.length + 1) : "";
+    if (m.type === "bind" && name in etc && !exists(m.source!)) file(m.source!, etc[name]);
+  }
+  const root = spec.root.path.startsWith("/") ? spec.root.path : `${bundle}/${spec.root.path}`;
+  if (!exists(root)) {
+    Deno.mkdirSync(root, { recursive: true });
+    if (!created.some((c) => root.startsWith(c + "/"))) created.push(root);
+  }
+  return created;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function checkPrepared(
+  init: PreparedInitInternal,
+  spec: RuntimeSpec,
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+): void {
+  if (init.flags !== namespaceFlags(spec.linux?.namespaces ?? [])) {
+    throw new TypeError("The prepared init's namespaces differ from the spec's");
+  }
+  const s = init.stdio;
+  if (s.stdin !== stdio.stdin || s.stdout !== stdio.stdout || s.stderr !== stdio.stderr) {
+    throw new TypeError("The prepared init's stdio differs from the run's");
+  }
+}
+
+// Reads the init's messages until end of stream: the pty master, `exec`, or an error.
+async function awaitExec(
+  sync: number,
+  status: Promise<Deno.CommandStatus>,
+): Promise<{ pty?: number; initMarks?: Record<string, number> }> {
+  let execing = false;
+  let pty: number | undefined;
+  let initMarks: Record<string, number> | undefined;
+  try {
+    for (;;) {
+      await pollAsync([{ fd: sync, events: POLLIN }], -1);
+      const { data, fds } = recvmsg(sync, 65536, 1);
+      if (!data.length) break;
+      const msg = JSON.parse(new TextDecoder().decode(data)) as InitMessage;
+      if (msg.t === "pty") pty = fds[0];
+      else if (msg.t === "exec") {
+        execing = true;
+        initMarks = msg.marks;
+      } else if (msg.t === "error") {
+        await status;
+        throw new ContainerStartError(msg.message, msg.code);
+      }
+    }
+  } catch (e) {
+    if (pty !== undefined) close(pty);
+    throw e;
+  }
+  if (!execing) {
+    const s = await status;
+    if (pty !== undefined) close(pty);
+    throw new ContainerStartError(
+      `container init exited before starting the command (${s.signal ?? `exit status ${s.code}`})`,
+    );
+  }
+  return { pty, initMarks };
+}
+
+async function collect(
+  child: Deno.ChildProcess,
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+  options: RunContainerOptions,
+): Promise<[Uint8Array | undefined, Uint8Array | undefined]> {
+  if (stdio.stdin === "piped") {
+    const w = child.stdin.getWriter();
+    const input = typeof options.input === "string"
+      ? new TextEncoder().encode(options.input)
+      : options.input;
+    (async () => {
+      try {
+        if (input?.length) await w.write(input);
+        await w.close();
+      } catch { /* the container closed its stdin */ }
+    })();
+  }
+  const read = (s: ReadableStream<Uint8Array>) => new Response(s).bytes();
+  return await Promise.all([
+    stdio.stdout === "piped" ? read(child.stdout) : undefined,
+    stdio.stderr === "piped" ? read(child.stderr) : undefined,
+  ]);
+}
+
+// Milliseconds per phase, from the engine's and the init's timestamps.
+function breakdown(m: Record<string, number>): Record<string, number> {
+  const d = (a: string, b: string) =>
+    m[a] !== undefined && m[b] !== undefined ? +(m[b] - m[a]).toFixed(2) : NaN;
+  return {
+    spawn: d("begin", "spawn"),
+    bundle: d("spawn", "bundle"),
+    cgroup: d("bundle", "cgroup"),
+    initDenoStart: d("spawn", "init.origin"),
+    initModules: d("init.origin", "init.start"),
+    initDlopen: d("init.start", "init.ffi"),
+    initWaitConfig: d("init.ffi", "init.config"),
+    initCgroup: d("init.config", "init.cgroup"),
+    initRootfs: d("init.cgroup", "init.rootfs"),
+    initMounts: d("init.rootfs", "init.mounts"),
+    initPivot: d("init.mounts", "init.pivot"),
+    initSetup: d("init.pivot", "init.setup"),
+    initPrivileges: d("init.setup", "init.exec"),
+    execToStartSeen: d("init.exec", "start"),
+    run: d("start", "exited"),
+    cleanup: d("exited", "cleaned"),
+    total: d("begin", "cleaned"),
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Process calls: exec, signals, prctl, rlimits, host names, session, umask.
+ *
+ * @module
+ */
+import { call } from "./_call.ts";
+import { addr, cstr, cstrArray } from "./_libc.ts";
+
+/**
+ * `execve(2)`: replace the process image. Returns only by throwing (the error names `path`).
+ * `argv` and `envp` are marshalled as NULL-terminated arrays of NUL-terminated strings.
+ */
+export function execve(path: string, argv: readonly string[], envp: readonly string[]): never {
+  const p = addr(cstr(path));
+  const a = addr(cstrArray(argv).array);
+  const e = addr(cstrArray(envp).array);
+  call("execve", path, p, a, e);
+  throw new Error("unreachable: execve returned"); // call() throws on -1
+}
+
+/** `kill(2)`: send signal `sig` to `pid`. */
+export function kill(pid: number, sig: number): void {
+  call("kill", pid, pid, sig);
+}
+
+/** `getpid(2)`. */
+export function getpid(): number {
+  return call("getpid", undefined);
+}
+
+/** `setsid(2)`: start a new session; returns its id. */
+export function setsid(): number {
+  return call("setsid", undefined);
+}
+
+/** `prctl(2)`; returns the call's non-negative result. Acts on the calling thread. */
+export function prctl(option: number, arg2 = 0, arg3 = 0, arg4 = 0, arg5 = 0): number {
+  return call("prctl", option, option, arg2, arg3, arg4, arg5);
+}
+
+/** A resource limit; `RLIM_INFINITY` is `0xffff_ffff_ffff_ffffn`. */
+export interface Rlimit {
+  /** Soft limit. */
+  soft: bigint;
+  /** Hard limit. */
+  hard: bigint;
+}
+
+/**
+ * `prlimit(2)`: set (when `limit` is given) and return the previous limit of `resource` for `pid`
+ * (0 = the calling process).
+ */
+export function prlimit(pid: number, resource: number, limit?: Rlimit): Rlimit {
+  const next = limit === undefined ? null : new BigUint64Array([limit.soft, limit.hard]);
+  const old = new BigUint64Array(2);
+  call("prlimit64", resource, pid, resource, addr(next), addr(old));
+  return { soft: old[0], hard: old[1] };
+}
+
+/** `setrlimit(2)` for the calling process (through prlimit). */
+export function setrlimit(resource: number, limit: Rlimit): void {
+  prlimit(0, resource, limit);
+}
+
+/** `getrlimit(2)` for the calling process (through prlimit). */
+export function getrlimit(resource: number): Rlimit {
+  return prlimit(0, resource);
+}
+
+/** `sethostname(2)` in the calling thread's UTS namespace. */
+export function sethostname(name: string): void {
+  const b = cstr(name);
+  call("sethostname", name, addr(b), b.length - 1);
+}
+
+/** `setdomainname(2)` in the calling thread's UTS namespace. */
+export function setdomainname(name: string): void {
+  const b = cstr(name);
+  call("setdomainname", name, addr(b), b.length - 1);
+}
+
+/** `umask(2)`: set the file mode creation mask of the calling thread; returns the previous one. */
+export function umask(mask: number): number {
+  return call("umask", undefined, mask);
+}

@@ -1,0 +1,638 @@
+// Integration tests of the container runtime on the real kernel (root required): a busybox rootfs
+// as the single overlay lowerdir, run through createSpec + runContainer, asserting what a user of
+// `docker run` notices. After every run: no berth mount in the host's mountinfo, no cgroup left,
+// nothing left in the bundle.
+import assert from "node:assert/strict";
+import { busyboxRootfs } from "./_fixtures.ts";
+import * as ffi from "../ffi/mod.ts";
+import { Cgroup, detectCgroupLayout } from "../core/runtime/cgroups.ts";
+import {
+  type ContainerResult,
+  discardInit,
+  prepareInit,
+  runContainer,
+  type RunContainerOptions,
+} from "../core/runtime/run.ts";
+import {
+  containerNamespaces,
+  createSpec,
+  DEFAULT_PATH,
+  type RunOptions,
+} from "../core/runtime/spec.ts";
+import { ContainerStartError } from "../core/runtime/start_error.ts";
+import { ConflictError } from "../core/errors.ts";
+
+const root = Deno.uid() === 0;
+let base: string | undefined;
+
+async function setup(): Promise<string> {
+  if (base) return base;
+  const dir = Deno.makeTempDirSync({ prefix: "berth-runtime-" });
+  // removed when the test process ends, whichever tests ran
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  await busyboxRootfs(`${dir}/rootfs`);
+  base = dir;
+  return dir;
+}
+
+function newId(): string {
+  return crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
+}
+
+interface Ran {
+  result: ContainerResult;
+  out: string;
+  err: string;
+  id: string;
+}
+
+async function prepare(cmd: string[], options: Partial<RunOptions> = {}) {
+  const dir = await setup();
+  const id = newId();
+  const bundle = `${dir}/bundles/${id}`;
+  const layer = `${dir}/layers/${id}`;
+  Deno.mkdirSync(`${layer}/upper`, { recursive: true });
+  Deno.mkdirSync(`${layer}/work`);
+  const spec = createSpec(
+    {
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: [] },
+      config: { Cmd: cmd },
+    },
+    { id, bundleDir: bundle, rootfs: `${dir}/rootfs`, callerEnv: {}, ...options },
+  );
+  const runOptions: RunContainerOptions = {
+    bundleDir: bundle,
+    rootfs: { lowerdirs: [`${dir}/rootfs`], upperdir: `${layer}/upper`, workdir: `${layer}/work` },
+    stdout: "piped",
+    stderr: "piped",
+    removeBundle: true,
+  };
+  return { id, spec, runOptions, bundle, layer, dir };
+}
+
+/** Every cgroup directory a container `id` would have had. */
+function cgroupDirs(id: string): string[] {
+  const layout = detectCgroupLayout();
+  if (layout.version === "v2") return [`${layout.mountpoint}/berth/${id}`];
+  const dirs = layout.hierarchies.map((h) =>
+    `${h.mountpoint}${h.own === "/" ? "" : h.own}/berth/${id}`
+  );
+  if (layout.unified) dirs.push(`${layout.unified.mountpoint}/berth/${id}`);
+  return dirs;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function assertClean(id: string, bundle: string, layer: string): Promise<void> {
+  const mountinfo = Deno.readTextFileSync("/proc/self/mountinfo");
+  assert.ok(!mountinfo.includes(base!), `a berth mount is left on the host:\n${mountinfo}`);
+  for (const d of cgroupDirs(id)) assert.ok(!exists(d), `cgroup left: ${d}`);
+  if (exists(bundle)) {
+    assert.fail(`bundle left: ${[...Deno.readDirSync(bundle)].map((e) => e.name)}`);
+  }
+  await Deno.remove(layer, { recursive: true });
+}
+
+async function run(
+  cmd: string[],
+  options: Partial<RunOptions> = {},
+  extra: Partial<RunContainerOptions> | ((id: string) => Partial<RunContainerOptions>) = {},
+): Promise<Ran> {
+  const p = await prepare(cmd, options);
+  try {
+    const more = typeof extra === "function" ? extra(p.id) : extra;
+    const result = await runContainer(p.spec, { ...p.runOptions, ...more });
+    const dec = new TextDecoder();
+    return {
+      result,
+      out: dec.decode(result.stdout ?? new Uint8Array()),
+      err: dec.decode(result.stderr ?? new Uint8Array()),
+      id: p.id,
+    };
+  } finally {
+    await assertClean(p.id, p.bundle, p.layer);
+  }
+}
+
+const sh = (script: string) => ["sh", "-c", script];
+
+function test(name: string, fn: () => Promise<void>) {
+  Deno.test({ name, ignore: !root, fn, sanitizeResources: false, sanitizeOps: false });
+}
+
+test("runtime: the command is PID 1 with its own hostname, /proc and mounts", async () => {
+  const { result, out, id } = await run(
+    sh("echo $$; hostname; ps; echo ---; cat /proc/self/mountinfo"),
+  );
+  assert.equal(result.exitCode, 0);
+  assert.equal(result.oomKilled, false);
+  const [head, mountinfo] = out.split("---\n");
+  const [pid, hostname, ...psLines] = head.trim().split("\n");
+  assert.equal(pid, "1");
+  assert.equal(hostname, id.slice(0, 12));
+  const pids = psLines.slice(1).map((l) => Number(l.trim().split(/\s+/)[0]));
+  assert.equal(pids[0], 1);
+  assert.equal(pids.length, 2, `only the container's processes (sh, ps):\n${psLines.join("\n")}`);
+  const rest = mountinfo.trim().split("\n");
+  const mountpoints = rest.filter((l) => l.includes(" - ")).map((l) => l.split(" ")[4]);
+  assert.ok(mountpoints.includes("/") && mountpoints.includes("/proc"));
+  for (const m of mountpoints) {
+    assert.match(
+      m,
+      /^\/($|proc|dev|sys|etc\/(hosts|hostname|resolv\.conf)$)/,
+      `host mount visible: ${m}`,
+    );
+  }
+  assert.ok(!out.includes("/work/"), "no host path in the container's mountinfo mount points");
+});
+
+test("runtime: exit statuses 0 and 3; 127 not found, 126 not executable", async () => {
+  assert.equal((await run(["true"])).result.exitCode, 0);
+  assert.equal((await run(sh("exit 3"))).result.exitCode, 3);
+  const notFound = await run(["nosuch"]).catch((e) => e);
+  assert.ok(notFound instanceof ContainerStartError, String(notFound));
+  assert.equal(notFound.exitCode, 127);
+  assert.equal(notFound.message, 'exec: "nosuch": executable file not found in $PATH');
+  const noFile = await run(["/nonexistent"]).catch((e) => e);
+  assert.equal(noFile.exitCode, 127);
+  assert.match(noFile.message, /no such file or directory/);
+  const notExec = await run(["/etc/passwd"]).catch((e) => e);
+  assert.ok(notExec instanceof ContainerStartError);
+  assert.equal(notExec.exitCode, 126);
+  assert.equal(notExec.message, 'exec: "/etc/passwd": permission denied');
+});
+
+test("runtime: killed by SIGKILL exits 137; abort kills", async () => {
+  const killed = await run(["sleep", "30"], {}, { onStart: (pid) => Deno.kill(pid, "SIGKILL") });
+  assert.equal(killed.result.exitCode, 137);
+  assert.equal(killed.result.signal, "SIGKILL");
+  const ac = new AbortController();
+  const aborted = await run(["sleep", "30"], {}, {
+    signal: ac.signal,
+    onStart: () => setTimeout(() => ac.abort(), 50),
+  });
+  assert.equal(aborted.result.exitCode, 137);
+});
+
+test("runtime: docker's capabilities and no_new_privs", async () => {
+  const { out } = await run(
+    sh("grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status"),
+  );
+  assert.equal(
+    out,
+    "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\n" +
+      "CapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n",
+  );
+  const added = await run(sh("grep CapEff /proc/self/status"), {
+    capAdd: ["SYS_ADMIN"],
+    capDrop: ["NET_RAW"],
+  });
+  assert.equal(added.out, "CapEff:\t00000000a82405fb\n");
+});
+
+test("runtime: devices: mknod is allowed, using a block device is not", async () => {
+  const { out } = await run(
+    sh(
+      "mknod /tmp/disk b 7 0 && echo made; head -c1 /tmp/disk >/dev/null 2>/tmp/err; cat /tmp/err; " +
+        "head -c1 /dev/zero | wc -c",
+    ),
+  );
+  assert.equal(out, "made\nhead: /tmp/disk: Operation not permitted\n1\n");
+});
+
+test("runtime: --memory 32m OOM-kills a memory hog: 137 and oomKilled", async () => {
+  const { result } = await run(["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"], {
+    memory: "32m",
+  });
+  assert.equal(result.exitCode, 137);
+  assert.equal(result.oomKilled, true);
+  const ok = await run(["dd", "if=/dev/zero", "of=/dev/null", "bs=4M", "count=1"], {
+    memory: "32m",
+  });
+  assert.equal(ok.result.exitCode, 0);
+  assert.equal(ok.result.oomKilled, false);
+});
+
+test("runtime: --cpus and --memory reach the container's cgroup", async () => {
+  const { out } = await run(
+    sh(
+      "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us " +
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/memory.max",
+    ),
+    { cpus: 0.5, memory: "64m" },
+  );
+  assert.ok(out === "50000\n100000\n67108864\n" || out === "50000 100000\n67108864\n", out);
+});
+
+test("runtime: --pids-limit contains forks and a fork bomb", async () => {
+  const layout = detectCgroupLayout();
+  const pids = layout.version === "v2"
+    ? layout.mountpoint
+    : layout.hierarchies.find((h) => h.controllers.includes("pids"))!.mountpoint;
+  const peak = (id: string) => Number(Deno.readTextFileSync(`${pids}/berth/${id}/pids.peak`));
+  // forks until the kernel refuses: busybox sh then gives up with status 2
+  let limit = "";
+  let peaked = 0;
+  let poll: ReturnType<typeof setInterval> | undefined;
+  const forks = await run(sh("sleep 0.3; while :; do sleep 2 & done"), { pidsLimit: 10 }, (id) => ({
+    onStart: () => {
+      limit = Deno.readTextFileSync(`${pids}/berth/${id}/pids.max`).trim();
+      poll = setInterval(() => {
+        try {
+          peaked = Math.max(peaked, peak(id));
+        } catch { /* removed */ }
+      }, 5);
+    },
+  })).finally(() => clearInterval(poll));
+  assert.equal(limit, "10");
+  assert.equal(forks.result.exitCode, 2);
+  assert.match(forks.err, /can't fork: Resource temporarily unavailable/);
+  assert.ok(peaked >= 2 && peaked <= 10, `pids.peak ${peaked}`); // sampled: never above the limit
+
+  // a real fork bomb, stopped after a second
+  const ac = new AbortController();
+  let max = 0;
+  let watch: ReturnType<typeof setInterval> | undefined;
+  const bomb = await run(sh("f() { f | f & }; f; wait"), { pidsLimit: 20 }, (id) => ({
+    signal: ac.signal,
+    onStart: () => {
+      const started = Date.now();
+      watch = setInterval(() => {
+        try {
+          max = Math.max(max, peak(id));
+        } catch { /* gone */ }
+        if (Date.now() - started > 1000) ac.abort();
+      }, 20);
+    },
+  })).finally(() => clearInterval(watch));
+  // it dies out on its own (forks fail) or is stopped: either way it stayed in its limit
+  assert.ok([0, 2, 137].includes(bomb.result.exitCode), String(bomb.result.exitCode));
+  assert.ok(max > 1 && max <= 20, `pids.current peaked at ${max}`);
+});
+
+test("runtime: -v SRC:DST:ro cannot be written, rw writes through", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "berth-vol-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/f`, "hello\n");
+    const ro = await run(sh("cat /data/f; echo x > /data/f"), { volumes: [`${dir}:/data:ro`] });
+    assert.equal(ro.result.exitCode, 1);
+    assert.equal(ro.out, "hello\n");
+    assert.match(ro.err, /Read-only file system/);
+    assert.equal(Deno.readTextFileSync(`${dir}/f`), "hello\n");
+    const rw = await run(sh("echo new > /deep/er/g"), { volumes: [`${dir}:/deep/er`] });
+    assert.equal(rw.result.exitCode, 0);
+    assert.equal(Deno.readTextFileSync(`${dir}/g`), "new\n");
+    const file = await run(sh("cat /etc/x.conf"), { volumes: [`${dir}/f:/etc/x.conf:ro`] });
+    assert.equal(file.out, "hello\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("runtime: -u 1000 and -u app switch user and groups", async () => {
+  const expected = "uid=1000(app) gid=1000(app) groups=50(staff),1001(extra)\n";
+  for (const user of ["1000", "app"]) {
+    const { out } = await run(sh("id; grep CapEff /proc/self/status"), { user });
+    assert.equal(out, expected + "CapEff:\t0000000000000000\n");
+  }
+  assert.equal(
+    (await run(["id"], { user: "4242:50" })).out,
+    "uid=4242 gid=50(staff)\n",
+  );
+  const { out } = await run(sh("touch /root/x"), { user: "app" }).then((r) => ({ out: r.err }));
+  assert.match(out, /Permission denied/);
+});
+
+test("runtime: --read-only root, --tmpfs mounts", async () => {
+  const { result, out, err } = await run(
+    sh(
+      "touch /x; echo a > /dev/shm/a && cat /dev/shm/a; echo b > /run/b && cat /run/b; " +
+        "grep ' /run ' /proc/self/mountinfo",
+    ),
+    { readOnly: true, tmpfs: ["/run:size=1m"] },
+  );
+  assert.equal(result.exitCode, 0);
+  assert.match(err, /touch: \/x: Read-only file system/);
+  const [a, b, line] = out.trim().split("\n");
+  assert.equal(a, "a");
+  assert.equal(b, "b");
+  assert.match(line, / \/run rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,size=1024k/);
+});
+
+test("runtime: environment and working directory", async () => {
+  const { out } = await run(sh('pwd; echo "$FOO|$HOME|$HOSTNAME|$PATH"'), {
+    env: ["FOO=bar baz"],
+    workdir: "/work/dir",
+    hostname: "box",
+  });
+  assert.equal(out, `/work/dir\nbar baz|/root|box|${DEFAULT_PATH}\n`);
+});
+
+test("runtime: descriptors the engine holds are not inherited", async () => {
+  // opened without O_CLOEXEC, so a plain spawn would pass it on
+  const fd = ffi.openat(ffi.AT_FDCWD, "/etc/hostname", ffi.O_RDONLY);
+  try {
+    const { out } = await run(["ls", "/proc/self/fd"]);
+    assert.deepEqual(out.trim().split(/\s+/).sort(), ["0", "1", "2", "3"]); // 3: ls's own dir
+    assert.ok(fd > 3);
+  } finally {
+    ffi.close(fd);
+  }
+});
+
+test("runtime: network none has only lo (up); network host sees the host's links", async () => {
+  const none = await run(sh("ip -o link"));
+  const links = none.out.trim().split("\n");
+  assert.equal(links.length, 1);
+  assert.match(links[0], /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+  const host = await run(sh("ip -o link"), { network: "host" });
+  const hostLinks = Deno.readDirSync("/sys/class/net").toArray().length;
+  assert.equal(host.out.trim().split("\n").length, hostLinks);
+});
+
+test("runtime: -t gives a real terminal from the container's devpts", async () => {
+  const { result, out } = await run(sh("tty; stty size; echo done"), {
+    tty: true,
+    consoleSize: { rows: 30, columns: 100 },
+  });
+  assert.equal(result.exitCode, 0);
+  assert.equal(out, "/dev/pts/0\r\n30 100\r\ndone\r\n");
+  // input through the terminal
+  const typed = await run(["sh"], { tty: true }, { stdin: "piped", input: "echo hi; exit 7\n" });
+  assert.equal(typed.result.exitCode, 7);
+  assert.match(typed.out, /\r\nhi\r\n/);
+});
+
+test("runtime: -t -i on a real terminal: raw relay, window size and SIGWINCH", async () => {
+  const p = await prepare(["sh"], { tty: true, interactive: true });
+  const helper = `${p.layer}/engine.ts`;
+  const run = new URL("../core/runtime/run.ts", import.meta.url).href;
+  const tty = new URL("../ffi/tty.ts", import.meta.url).href;
+  // the engine, on the terminal `script` gives it; on SIGUSR1 it resizes its own terminal, which
+  // sends it SIGWINCH
+  Deno.writeTextFileSync(
+    helper,
+    `import { runContainer } from ${JSON.stringify(run)};
+     import { ioctlSetWinsize } from ${JSON.stringify(tty)};
+     const [spec, options] = JSON.parse(Deno.readTextFileSync(${
+      JSON.stringify(`${p.layer}/args.json`)
+    }));
+     const { rows, columns } = Deno.consoleSize();
+     spec.process.consoleSize = { height: rows, width: columns };
+     Deno.writeTextFileSync(${JSON.stringify(`${p.layer}/pid`)}, String(Deno.pid));
+     Deno.addSignalListener("SIGUSR1", () => ioctlSetWinsize(0, { rows: 40, columns: 100 }));
+     const r = await runContainer(spec, { ...options, stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+     Deno.exit(r.exitCode);`,
+  );
+  Deno.writeTextFileSync(`${p.layer}/args.json`, JSON.stringify([p.spec, p.runOptions]));
+  const script = new Deno.Command("script", {
+    args: ["-qfec", `stty cols 77 rows 22; ${Deno.execPath()} run -A ${helper}`, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const w = script.stdin.getWriter();
+  const r = script.stdout.getReader();
+  let text = "";
+  const until = async (re: RegExp) => {
+    while (!re.test(text)) {
+      const { value, done } = await r.read();
+      if (done) assert.fail(`no ${re} in:\n${text}`);
+      text += new TextDecoder().decode(value);
+    }
+  };
+  const say = (line: string) => w.write(new TextEncoder().encode(line + "\r"));
+  await until(/\/ # /); // the container's shell prompts
+  await say("tty; stty size");
+  // both terminals (the container's and script's) turn \n into \r\n
+  await until(/\/dev\/pts\/0\r+\n22 77\r+\n/);
+  Deno.kill(Number(Deno.readTextFileSync(`${p.layer}/pid`)), "SIGUSR1");
+  await say("sleep 0.3; stty size; exit 5");
+  await until(/40 100\r+\n/);
+  await w.close();
+  r.releaseLock();
+  await script.stdout.cancel();
+  assert.equal((await script.status).code, 5);
+  await assertClean(p.id, p.bundle, p.layer);
+});
+
+test("runtime: piped stdin; SIGTERM forwarded to the container", async () => {
+  const cat = await run(["cat"], {}, { stdin: "piped", input: "hello\n" });
+  assert.equal(cat.out, "hello\n");
+  const { result } = await run(sh('trap "exit 42" TERM; while :; do sleep 0.05; done'), {}, {
+    onStart: () => setTimeout(() => Deno.kill(Deno.pid, "SIGTERM"), 200),
+  });
+  assert.equal(result.exitCode, 42);
+});
+
+test("runtime: cgroup2 placement (here: the hybrid's unified hierarchy)", async () => {
+  const layout = detectCgroupLayout();
+  let cgroup = "";
+  const { result } = await run(["sleep", "10"], {}, {
+    onStart: (pid) => {
+      cgroup = Deno.readTextFileSync(`/proc/${pid}/cgroup`);
+      Deno.kill(pid, "SIGKILL");
+    },
+  });
+  assert.equal(result.exitCode, 137);
+  const v2 = cgroup.split("\n").find((l) => l.startsWith("0::"));
+  if (layout.version === "v1") return;
+  assert.match(v2!, /^0::\/berth\/[0-9a-f]{64}$/);
+
+  // a Cgroup made directly in a cgroup2 hierarchy: place, kill, remove
+  const mountpoint = layout.version === "v2" ? layout.mountpoint : layout.unified!.mountpoint;
+  const cg = Cgroup.create(`berth/v2-${newId()}`, undefined, {
+    layout: { version: "v2", mountpoint, own: "/" },
+  });
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  cg.place(child.pid);
+  assert.match(Deno.readTextFileSync(`/proc/${child.pid}/cgroup`), /^0::\/berth\/v2-/m);
+  assert.deepEqual(cg.pids(), [child.pid]);
+  await cg.remove();
+  assert.equal((await child.status).signal, "SIGKILL");
+  assert.ok(!exists(cg.dirs[0]));
+});
+
+test("runtime: device rules on cgroup2 are enforced by a BPF filter", async () => {
+  const layout = detectCgroupLayout();
+  if (layout.version === "v1") return;
+  const mountpoint = layout.version === "v2" ? layout.mountpoint : layout.unified!.mountpoint;
+  const dir = Deno.makeTempDirSync({ prefix: "berth-dev-" });
+  try {
+    for (
+      const [name, type, major, minor] of [["null", "c", 1, 3], ["zero", "c", 1, 5], [
+        "blk",
+        "b",
+        7,
+        0,
+      ]]
+    ) {
+      new Deno.Command("mknod", { args: [`${dir}/${name}`, `${type}`, `${major}`, `${minor}`] })
+        .outputSync();
+    }
+    const cg = Cgroup.create(`berth/dev-${newId()}`, {
+      devices: [{ allow: false, access: "rwm" }, {
+        allow: true,
+        type: "c",
+        major: 1,
+        minor: 3,
+        access: "rwm",
+      }],
+    }, { layout: { version: "v2", mountpoint, own: "/" } });
+    try {
+      const script =
+        `read x; for d in null zero blk; do head -c1 ${dir}/$d >/dev/null 2>&1 && echo $d:ok || echo $d:denied; done`;
+      const child = new Deno.Command("sh", {
+        args: ["-c", script],
+        stdin: "piped",
+        stdout: "piped",
+      }).spawn();
+      cg.place(child.pid);
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode("go\n"));
+      await w.close();
+      const out = new TextDecoder().decode((await child.output()).stdout);
+      assert.equal(out, "null:ok\nzero:denied\nblk:denied\n");
+    } finally {
+      await cg.remove();
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("runtime: a failing init step cleans up (bind source gone, bad lowerdir)", async () => {
+  const p = await prepare(["true"]);
+  p.spec.mounts!.push({
+    destination: "/data",
+    type: "bind",
+    source: `${p.dir}/gone`,
+    options: ["rbind"],
+  });
+  const e = await runContainer(p.spec, p.runOptions).catch((e) => e);
+  assert.ok(e instanceof ContainerStartError, String(e));
+  assert.equal(e.exitCode, 125);
+  assert.match(e.message, /mount ".*\/gone" to "\/data": ENOENT/);
+  await assertClean(p.id, p.bundle, p.layer);
+
+  const q = await prepare(["true"]);
+  const bad = {
+    ...q.runOptions,
+    rootfs: {
+      lowerdirs: [`${q.dir}/nope`],
+      upperdir: `${q.layer}/upper`,
+      workdir: `${q.layer}/work`,
+    },
+  };
+  const e2 = await runContainer(q.spec, bad).catch((e) => e);
+  assert.ok(e2 instanceof ContainerStartError);
+  assert.equal(e2.exitCode, 125);
+  assert.match(e2.message, /mount\("[^"]*rootfs"\): ENOENT/);
+  await assertClean(q.id, q.bundle, q.layer);
+});
+
+test("runtime: a failing engine step undoes the earlier ones (cgroup exists)", async () => {
+  const p = await prepare(["true"]);
+  const taken = Cgroup.create(p.spec.linux!.cgroupsPath!, undefined);
+  try {
+    const e = await runContainer(p.spec, p.runOptions).catch((e) => e);
+    assert.ok(e instanceof ConflictError, String(e));
+    assert.ok(!exists(p.bundle), "bundle removed");
+  } finally {
+    await taken.remove();
+  }
+  await assertClean(p.id, p.bundle, p.layer);
+});
+
+test("runtime: the engine's cwd and namespaces are unchanged after runs", async () => {
+  const ns = ["mnt", "uts", "ipc", "net", "pid_for_children"].map((n) =>
+    Deno.readLinkSync(`/proc/thread-self/ns/${n}`)
+  );
+  const cwd = Deno.cwd();
+  await run(["true"]);
+  assert.equal(Deno.cwd(), cwd);
+  assert.deepEqual(
+    ["mnt", "uts", "ipc", "net", "pid_for_children"].map((n) =>
+      Deno.readLinkSync(`/proc/thread-self/ns/${n}`)
+    ),
+    ns,
+  );
+});
+
+test("runtime: a plain directory as the rootfs (bind, no overlay)", async () => {
+  const p = await prepare(sh("cat /etc/motd; grep ' / ' /proc/self/mountinfo"), { readOnly: true });
+  const copy = `${p.layer}/rootfs`;
+  await new Deno.Command("cp", { args: ["-a", `${p.dir}/rootfs`, copy] }).output();
+  const result = await runContainer(p.spec, { ...p.runOptions, rootfs: { dir: copy } });
+  assert.equal(result.exitCode, 0);
+  const [motd, line] = new TextDecoder().decode(result.stdout).trim().split("\n");
+  assert.equal(motd, "berth fixture layer 1");
+  assert.match(line, / \/ ro,/);
+  assert.ok(exists(`${copy}/proc`), "mount points are made in the directory");
+  await assertClean(p.id, p.bundle, p.layer);
+});
+
+test("runtime: an init prepared ahead of the spec runs it; a mismatched one is refused", async () => {
+  const p = await prepare(sh("echo $$"));
+  const stdio = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+  const init = prepareInit(containerNamespaces("none"), stdio);
+  await new Promise((r) => setTimeout(r, 50)); // the caller's own work meanwhile
+  const result = await runContainer(p.spec, { ...p.runOptions, init });
+  assert.equal(result.exitCode, 0);
+  assert.equal(new TextDecoder().decode(result.stdout), "1\n");
+  await assertClean(p.id, p.bundle, p.layer);
+
+  const q = await prepare(["true"]);
+  const wrong = prepareInit([{ type: "pid" }], stdio);
+  const e = await runContainer(q.spec, { ...q.runOptions, init: wrong }).catch((e) => e);
+  assert.ok(e instanceof TypeError, String(e));
+  await assertClean(q.id, q.bundle, q.layer);
+  await discardInit(prepareInit([{ type: "pid" }], stdio));
+});
+
+test("runtime: the container dies with its engine (PR_SET_PDEATHSIG)", async () => {
+  const p = await prepare(["sleep", "30"]);
+  const script = `
+    import { runContainer } from ${
+    JSON.stringify(new URL("../core/runtime/run.ts", import.meta.url).href)
+  };
+    const [spec, options] = JSON.parse(Deno.args[0]);
+    await runContainer(spec, { ...options, onStart: (pid) => console.log(pid) });`;
+  const engine = new Deno.Command(Deno.execPath(), {
+    args: ["eval", script, JSON.stringify([p.spec, p.runOptions])],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = engine.stdout.getReader();
+  const { value } = await reader.read();
+  const pid = Number(new TextDecoder().decode(value).trim());
+  assert.ok(pid > 1);
+  assert.ok(exists(`/proc/${pid}`));
+  engine.kill("SIGKILL");
+  await engine.status;
+  reader.releaseLock();
+  await engine.stdout.cancel();
+  // dead: gone, or a zombie its new parent (the host's init) has not reaped yet
+  const alive = () => {
+    try {
+      return !/^\d+ \(.*\) Z /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(!alive(), "the container outlived its engine");
+  // what the killed engine could not clean up: its (now empty) cgroup and bundle
+  for (const d of cgroupDirs(p.id)) if (exists(d)) Deno.removeSync(d);
+  Deno.removeSync(p.bundle, { recursive: true });
+  await assertClean(p.id, p.bundle, p.layer);
+});
