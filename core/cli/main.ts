@@ -22,6 +22,8 @@ const COMMANDS: Record<string, Loader> = {
   inspect: () => import("./inspect.ts"),
   import: () => import("./import.ts"),
   prune: () => import("./system_prune.ts"),
+  run: () => import("./run.ts"),
+  unpack: () => import("./unpack.ts"),
 };
 
 /** `berth image …` and `berth system …` subcommands. */
@@ -59,8 +61,10 @@ Commands:
   inspect     Return low-level information on images
   load        Load an image from a tar archive or STDIN
   rmi         Remove one or more images
+  run         Create and run a new container from an image
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  unpack      Write an image's merged filesystem into an empty directory
   prune       Remove unused data
 
 Management commands:

@@ -12,13 +12,15 @@ import { ImageDb, type ImageDbData, type ImageRecord, setTag } from "../metadata
 import { acquireLock } from "../lock.ts";
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, parseConfig, parseManifest } from "../image/parse.ts";
 import { createImage, type Image } from "../image/image.ts";
-import { readLayer } from "../image/read_layer.ts";
 import { hostPlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
 import { type ArchiveImage, readImageArchive } from "../transport/archive_reader.ts";
 import { createDecompressor, sniffCompression } from "../compression.ts";
 import { familiarString, formatReference, parseReference } from "../reference.ts";
 import { resolveImage } from "./resolve.ts";
+import { Snapshotter } from "../snapshot/snapshotter.ts";
+import { ContainerDb } from "../metadata/container_db.ts";
+import { runImage, type RunImageOptions, type RunResult } from "./run_image.ts";
 import { buildImportImage } from "./import_rootfs.ts";
 import { type ImageInspect, inspectImage } from "./inspect_image.ts";
 import { type ArchiveEntry, writeImageArchive } from "../transport/archive_writer.ts";
@@ -116,11 +118,15 @@ export class Store {
   readonly root: string;
   readonly content: ContentStore;
   readonly imageDb: ImageDb;
+  readonly snapshots: Snapshotter;
+  readonly containers: ContainerDb;
 
   private constructor(root: string) {
     this.root = root;
     this.content = new ContentStore(root);
     this.imageDb = new ImageDb(root);
+    this.snapshots = new Snapshotter(root);
+    this.containers = new ContainerDb(root);
   }
 
   /**
@@ -141,6 +147,7 @@ export class Store {
     await Deno.mkdir(root, { recursive: true, mode: 0o700 });
     const store = new Store(await Deno.realPath(root));
     await store.content.init();
+    await store.snapshots.init();
     return store;
   }
 
@@ -186,7 +193,7 @@ export class Store {
         what,
         platform: options.platform ?? hostPlatform(),
       });
-      const sizes = await this.#verifyLayers(images, what);
+      const sizes = await this.#unpackLayers(images, what);
       for (const { blobs } of images) {
         for (const blob of blobs.values()) await this.content.commit(blob);
       }
@@ -209,19 +216,19 @@ export class Store {
     }
   }
 
-  async #verifyLayers(images: ArchiveImage[], what: string): Promise<Map<Digest, number>> {
-    const jobs = new Map<Digest, () => Promise<void>>();
+  /**
+   * Unpacks the layers of every image into snapshots, checking each diffID and tar as it streams
+   * (layers already unpacked are skipped); resolves with the uncompressed sizes by layer digest.
+   */
+  async #unpackLayers(images: ArchiveImage[], what: string): Promise<Map<Digest, number>> {
     const sizes = new Map<Digest, number>();
     for (const { image, blobs } of images) {
-      for (const layer of image.layers) {
-        const blob = blobs.get(layer.digest) as StagedBlob;
-        jobs.set(layer.digest, async () => {
-          const { uncompressedSize } = await readLayer(readFileChunks(blob.path), layer, { what });
-          sizes.set(layer.digest, uncompressedSize);
-        });
-      }
+      const layers = image.layers.map((layer) => ({
+        layer,
+        open: () => readFileChunks((blobs.get(layer.digest) as StagedBlob).path),
+      }));
+      for (const [d, n] of await this.snapshots.unpack(layers, { what })) sizes.set(d, n);
     }
-    await runLimited([...jobs.values()], 2);
     return sizes;
   }
 
@@ -258,6 +265,11 @@ export class Store {
         ...(options.changes ? { changes: options.changes } : {}),
         ...(options.message ? { message: options.message } : {}),
       });
+      const layerBlob = blobs[0];
+      await this.snapshots.unpack(
+        [{ layer: image.layers[0], open: () => readFileChunks(layerBlob.path) }],
+        { what },
+      );
       for (const blob of blobs) await this.content.commit(blob);
       await this.content.syncDir();
       const now = new Date().toISOString();
@@ -316,6 +328,29 @@ export class Store {
       openBlob: (digest) => this.content.read(digest),
     });
     return stream.pipeThrough(new TransformStream({ flush: () => gc[Symbol.dispose]() }));
+  }
+
+  /**
+   * `run`: creates a container from the image `name` names and runs it to its exit. The exit code
+   * is the command's (128+n when signal n killed it); a container that cannot start throws
+   * `ContainerStartError` (exit code 125, or 126/127 when the command cannot be run).
+   *
+   * @example
+   * ```ts ignore
+   * import { Store } from "@berth/berth";
+   * const store = await Store.open();
+   * const { exitCode, stdout } = await store.run("busybox", {
+   *   command: ["sh", "-c", "echo hi"],
+   *   stdout: "piped",
+   *   rm: true,
+   * });
+   * console.log(exitCode, new TextDecoder().decode(stdout)); // 0 "hi\n"
+   * ```
+   */
+  async run(name: string, options: RunImageOptions = {}): Promise<RunResult> {
+    const record = await this.resolve(name);
+    const image = await this.image(record);
+    return await runImage(this, image, { ...options, imageName: name });
   }
 
   /**
@@ -454,9 +489,11 @@ export class Store {
    * ```
    */
   async removeImage(input: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+    const containers = await this.containers.list();
     const result = await this.imageDb.update((data) => {
       const record = resolveImage(data, input);
       const result: RemoveResult = { untagged: [], deleted: [] };
+      const user = containers.find((c) => c.imageId === record.id);
       let byTag: string | undefined;
       try {
         const ref = parseReference(input);
@@ -474,8 +511,20 @@ export class Store {
             `multiple repositories`,
         );
       }
+      if (user && !options.force) {
+        throw new ConflictError(
+          `Unable to remove ${input} (must force) - container ${user.id.slice(0, 12)} is using ` +
+            `its referenced image ${record.id.slice(7, 19)}`,
+        );
+      }
       result.untagged.push(...record.repoTags.map((t) => familiarString(parseReference(t))));
       result.untagged.push(...record.repoDigests.map((t) => familiarString(parseReference(t))));
+      if (user) {
+        // Forced while a container uses it: untagged (dangling), kept for the container (docker).
+        record.repoTags = [];
+        record.repoDigests = [];
+        return result;
+      }
       data.images = data.images.filter((i) => i !== record);
       result.deleted.push(record.id);
       return result;
@@ -503,10 +552,11 @@ export class Store {
    * ```
    */
   async prune(options: { images?: "none" | "dangling" | "all" } = {}): Promise<PruneResult> {
+    const used = new Set((await this.containers.list()).map((c) => c.imageId));
     const deletedImages = await this.imageDb.update((data) => {
       const mode = options.images ?? "none";
       const gone = data.images.filter((i) =>
-        mode === "all" || (mode === "dangling" && i.repoTags.length === 0)
+        !used.has(i.id) && (mode === "all" || (mode === "dangling" && i.repoTags.length === 0))
       );
       data.images = data.images.filter((i) => !gone.includes(i));
       return gone.map((i) => i.id);
@@ -528,7 +578,8 @@ export class Store {
    */
   async gc(): Promise<{ deletedBlobs: number; reclaimedBytes: number }> {
     using _gc = await acquireLock(`${this.root}/gc.lock`, { exclusive: true });
-    const live = await this.#liveBlobs(await this.imageDb.read());
+    const data = await this.imageDb.read();
+    const live = await this.#liveBlobs(data);
     let deletedBlobs = 0;
     let reclaimedBytes = 0;
     for await (const blob of this.content.list()) {
@@ -536,6 +587,20 @@ export class Store {
       await this.content.delete(blob.digest);
       deletedBlobs++;
       reclaimedBytes += blob.size;
+    }
+    // Snapshots: kept for every image's layer chain and every container's.
+    const liveChains = new Set<Digest>();
+    for (const record of data.images) {
+      const image = await this.image(record).catch(() => undefined);
+      if (image) {
+        for (const c of Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
+      }
+    }
+    for (const c of await this.containers.list()) for (const s of c.snapshots) liveChains.add(s);
+    for await (const chainID of this.snapshots.list()) {
+      if (liveChains.has(chainID)) continue;
+      reclaimedBytes += (await this.snapshots.info(chainID))?.size ?? 0;
+      await this.snapshots.remove(chainID);
     }
     return { deletedBlobs, reclaimedBytes };
   }
@@ -584,7 +649,9 @@ export class Store {
       size += blob.size;
       if (!kept.has(blob.digest)) reclaimable += blob.size;
     }
-    return { images: data.images.length, active: 0, size, reclaimable };
+    const used = new Set((await this.containers.list()).map((c) => c.imageId));
+    const active = data.images.filter((i) => used.has(i.id)).length;
+    return { images: data.images.length, active, size, reclaimable };
   }
 }
 
@@ -606,22 +673,4 @@ function upsertImage(data: ImageDbData, image: Image, size: number, now: string)
     record.size = size;
   }
   return record;
-}
-
-/** Runs async jobs with at most `limit` in flight; the first error wins after all settle. */
-async function runLimited(jobs: (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < jobs.length && failure === undefined) {
-      const job = jobs[next++];
-      try {
-        await job();
-      } catch (e) {
-        failure ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, worker));
-  if (failure !== undefined) throw failure;
 }
