@@ -68,7 +68,7 @@ const DEV_EXPECTED = new Set([...DEV_NODES, ...DEV_LINKS].map((s) => `/dev/${s.s
 
 const WRAPPER = `
 set -eu
-S=$1; REPORT=$2; LIMIT=$3; shift 3
+S=$1; REPORT=$2; LIMIT=$3; BIND=$4; shift 4
 mount -t tmpfs -o size=4g,mode=0700 berth-sandbox "$S"
 mkdir "$S/upper" "$S/work" "$S/root"
 mount -t overlay berth-sandbox -o "lowerdir=/,upperdir=$S/upper,workdir=$S/work" "$S/root"
@@ -82,6 +82,12 @@ if [ -e "$R/proc/sysrq-trigger" ]; then
 fi
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$R/sys" 2>/dev/null || true
 mount -t tmpfs -o mode=1777,size=4g berth-sandbox-tmp "$R/tmp"
+if [ -n "$BIND" ]; then
+  # The checkout lives under /tmp, which the fresh tmpfs hides: show it again, read-only.
+  mkdir -p "$R$BIND"
+  mount --bind "$BIND" "$R$BIND"
+  mount -o remount,bind,ro "$R$BIND"
+fi
 mount -t tmpfs -o mode=0755,size=1m berth-sandbox-dev "$R/dev"
 ${
   DEV_NODES.map((n) =>
@@ -93,7 +99,7 @@ set +e
 timeout -k 5 "$LIMIT" chroot "$R" "$@"
 code=$?
 (cd "$S/upper" && find . -mindepth 1 -printf '%y /%P\\n') > "$REPORT.upper"
-(cd "$R/tmp" && find . -mindepth 1 -printf '%y /tmp/%P\\n') > "$REPORT.tmp"
+(cd "$R/tmp" && find . -xdev -mindepth 1 -printf '%y /tmp/%P\\n') > "$REPORT.tmp"
 (cd "$R/dev" && find . -mindepth 1 -printf '%y /dev/%P\\n') > "$REPORT.dev"
 exit $code
 `;
@@ -113,9 +119,8 @@ export async function runSandboxed(
   if (Deno.uid() !== 0) throw new Error("runSandboxed needs root");
   const path = script instanceof URL ? script.pathname : script;
   if (!path.startsWith("/")) throw new TypeError(`script must be an absolute path: ${path}`);
-  if (path.startsWith("/tmp/")) {
-    throw new TypeError(`script must not be under /tmp (the sandbox has its own /tmp): ${path}`);
-  }
+  // A checkout under /tmp (hidden by the sandbox's own /tmp) is bind-mounted back, read-only.
+  const bind = path.startsWith("/tmp/") ? await checkoutRoot(path) : "";
   const state = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "berth-sandbox-" });
   const report = `${state}.report`;
   try {
@@ -131,6 +136,7 @@ export async function runSandboxed(
         state,
         report,
         String(options.timeoutSeconds ?? 300),
+        bind,
         Deno.execPath(),
         "run",
         ...(options.denoFlags ?? ["-A", "--quiet"]),
@@ -145,7 +151,9 @@ export async function runSandboxed(
     const dec = new TextDecoder();
     const read = (suffix: string) => Deno.readTextFile(`${report}.${suffix}`).catch(() => "");
     const upper = parseListing(await read("upper"));
-    const tmp = parseListing(await read("tmp"));
+    const tmp = parseListing(await read("tmp")).filter((e) =>
+      !(bind && (e.path === bind || bind.startsWith(`${e.path}/`)))
+    );
     const dev = parseListing(await read("dev")).filter((e) => !DEV_EXPECTED.has(e.path));
     if (upper.length === 0 && tmp.length === 0 && out.code !== 0) {
       const stderr = dec.decode(out.stderr);
@@ -165,6 +173,16 @@ export async function runSandboxed(
     await Deno.remove(state, { recursive: true }).catch(() => {});
     for (const s of ["upper", "tmp", "dev"]) await Deno.remove(`${report}.${s}`).catch(() => {});
   }
+}
+
+/** The nearest directory above `path` holding deno.json (the checkout the script imports from). */
+async function checkoutRoot(path: string): Promise<string> {
+  let dir = path.slice(0, path.lastIndexOf("/"));
+  while (dir !== "" && dir !== "/tmp") {
+    if (await Deno.stat(`${dir}/deno.json`).then(() => true, () => false)) return dir;
+    dir = dir.slice(0, dir.lastIndexOf("/"));
+  }
+  return path.slice(0, path.lastIndexOf("/"));
 }
 
 /** Where Deno keeps its cache: writes there (compiled code, sqlite caches) are expected. */
