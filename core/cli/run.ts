@@ -10,7 +10,8 @@ import type { Command } from "./_command.ts";
 import { fileReadable } from "../content/read_file.ts";
 import { parsePlatform } from "../oci/platform.ts";
 import type { RunImageOptions } from "../store/run_image.ts";
-import { parseEnvFile } from "../runtime/spec.ts";
+import { containerNamespaces, parseEnvFile } from "../runtime/spec.ts";
+import { discardInit, prepareInit } from "../runtime/run.ts";
 
 const list = (v: unknown) => (v as string[] | undefined) ?? undefined;
 
@@ -75,61 +76,86 @@ export const command: Command = {
         throw new UsageError(`invalid argument "${flags["pids-limit"]}" for "--pids-limit" flag`);
       }
     }
-    const store = await ctx.store();
-    let imageName = imageArg;
-    const archive = /^(docker-archive|oci-archive):(.+)$/.exec(imageArg);
-    if (archive) {
-      const file = archive[2];
-      const stat = await Deno.stat(file).catch(() => undefined);
-      if (!stat?.isFile) throw new TypeError(`Cannot load "${file}": no such file`);
-      const loaded = await store.load(fileReadable(file), {
-        name: file,
-        ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
-      });
-      imageName = loaded[0].tags[0] ?? loaded[0].id;
-    }
     const tty = flags.tty === true;
     const interactive = flags.interactive === true;
     if (tty && !Deno.stdin.isTerminal()) {
       throw new UsageError("the input device is not a TTY");
     }
-    const options: RunImageOptions = {
-      ...(cmd.length ? { command: cmd } : {}),
-      ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint as string } : {}),
-      ...(flags.env ? { env: list(flags.env) } : {}),
-      ...(flags["env-file"] ? { envFile: await readEnvFiles(list(flags["env-file"])!) } : {}),
-      ...(flags.volume ? { volumes: list(flags.volume) } : {}),
-      ...(flags.tmpfs ? { tmpfs: list(flags.tmpfs) } : {}),
-      ...(flags.workdir !== undefined ? { workdir: flags.workdir as string } : {}),
-      ...(flags.user !== undefined ? { user: flags.user as string } : {}),
-      ...(flags.name !== undefined ? { name: flags.name as string } : {}),
-      ...(flags.hostname !== undefined ? { hostname: flags.hostname as string } : {}),
-      ...(flags["read-only"] ? { readOnly: true } : {}),
-      ...(flags.memory !== undefined ? { memory: flags.memory as string } : {}),
-      ...(flags.cpus !== undefined ? { cpus: flags.cpus as string } : {}),
-      ...(pidsLimit !== undefined ? { pidsLimit } : {}),
-      ...(flags["cap-add"] ? { capAdd: list(flags["cap-add"]) } : {}),
-      ...(flags["cap-drop"] ? { capDrop: list(flags["cap-drop"]) } : {}),
-      ...(network ? { network: network as "none" | "host" } : {}),
-      ...(flags.rm ? { rm: true } : {}),
-      tty,
-      interactive,
-      ...(tty ? { consoleSize: Deno.consoleSize() } : {}),
+    const stdio = {
       stdin: interactive ? "inherit" : "null",
       stdout: "inherit",
       stderr: "inherit",
-    };
-    const cidfile = flags.cidfile as string | undefined;
-    if (cidfile !== undefined) {
-      if (await Deno.lstat(cidfile).then(() => true, () => false)) {
-        throw new UsageError(
-          `container ID file found, make sure the other container isn't running or delete ${cidfile}`,
+    } as const;
+    // The container's init starts now: its Deno start-up overlaps opening the store and the rest.
+    const init = prepareInit(containerNamespaces(network as "none" | "host" | undefined), {
+      ...stdio,
+      ...(tty ? { stdin: "null" as const } : {}),
+    });
+    let handedOver = false;
+    try {
+      const store = await ctx.store();
+      let imageName = imageArg;
+      const archive = /^(docker-archive|oci-archive):(.+)$/.exec(imageArg);
+      if (archive) {
+        const file = archive[2];
+        const stat = await Deno.stat(file).catch(() => undefined);
+        if (!stat?.isFile) throw new TypeError(`Cannot load "${file}": no such file`);
+        const loaded = await store.load(fileReadable(file), {
+          name: file,
+          ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
+        });
+        imageName = loaded[0].tags[0] ?? loaded[0].id;
+      }
+      const options: RunImageOptions = {
+        init,
+        ...(cmd.length ? { command: cmd } : {}),
+        ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint as string } : {}),
+        ...(flags.env ? { env: list(flags.env) } : {}),
+        ...(flags["env-file"] ? { envFile: await readEnvFiles(list(flags["env-file"])!) } : {}),
+        ...(flags.volume ? { volumes: list(flags.volume) } : {}),
+        ...(flags.tmpfs ? { tmpfs: list(flags.tmpfs) } : {}),
+        ...(flags.workdir !== undefined ? { workdir: flags.workdir as string } : {}),
+        ...(flags.user !== undefined ? { user: flags.user as string } : {}),
+        ...(flags.name !== undefined ? { name: flags.name as string } : {}),
+        ...(flags.hostname !== undefined ? { hostname: flags.hostname as string } : {}),
+        ...(flags["read-only"] ? { readOnly: true } : {}),
+        ...(flags.memory !== undefined ? { memory: flags.memory as string } : {}),
+        ...(flags.cpus !== undefined ? { cpus: flags.cpus as string } : {}),
+        ...(pidsLimit !== undefined ? { pidsLimit } : {}),
+        ...(flags["cap-add"] ? { capAdd: list(flags["cap-add"]) } : {}),
+        ...(flags["cap-drop"] ? { capDrop: list(flags["cap-drop"]) } : {}),
+        ...(network ? { network: network as "none" | "host" } : {}),
+        ...(flags.rm ? { rm: true } : {}),
+        tty,
+        interactive,
+        ...(tty ? { consoleSize: Deno.consoleSize() } : {}),
+        ...stdio,
+      };
+      const cidfile = flags.cidfile as string | undefined;
+      if (cidfile !== undefined) {
+        if (await Deno.lstat(cidfile).then(() => true, () => false)) {
+          throw new UsageError(
+            `container ID file found, make sure the other container isn't running or delete ${cidfile}`,
+          );
+        }
+        options.onCreate = (id) => Deno.writeTextFile(cidfile, id, { createNew: true });
+      }
+      const timing = Deno.env.get("BERTH_TIMING") !== undefined;
+      if (timing) {
+        options.timing = true;
+        ctx.err(`timing: engine ready to run at ${performance.now().toFixed(1)} ms\n`);
+      }
+      handedOver = true; // store.run starts or discards it from here on
+      const result = await store.run(imageName, options);
+      if (timing) {
+        ctx.err(
+          `timing: ${JSON.stringify(result.timing)}; done at ${performance.now().toFixed(1)} ms\n`,
         );
       }
-      options.onCreate = (id) => Deno.writeTextFile(cidfile, id, { createNew: true });
+      return result.exitCode;
+    } finally {
+      if (!handedOver) await discardInit(init).catch(() => {});
     }
-    const result = await store.run(imageName, options);
-    return result.exitCode;
   },
 };
 

@@ -7,7 +7,6 @@
  */
 import { type Digest, digestHex } from "../digest.ts";
 import { DigestMismatchError, LimitError, NotFoundError } from "../errors.ts";
-import { createSha256 } from "../../wasm/sha256.ts";
 import { readFileChunks } from "./read_file.ts";
 import { acquireLock } from "../lock.ts";
 
@@ -78,6 +77,8 @@ export class IngestSession {
     const file = await Deno.open(path, { write: true, createNew: true, mode: 0o644 });
     let ok = false;
     try {
+      // Loaded on first use: commands that write no blob (run) skip node:crypto's start-up cost.
+      const { createSha256 } = await import("../../wasm/sha256.ts");
       const hash = createSha256();
       let size = 0;
       for await (const chunk of source) {

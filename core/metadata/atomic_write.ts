@@ -5,12 +5,16 @@
  * @module
  */
 
-/** Atomically replaces `path` with `data`. */
+/**
+ * Atomically replaces `path` with `data`. With `durable: false` the fsyncs are skipped: a crash of
+ * the process still leaves the old or the new content, a power loss may leave the old one.
+ */
 export async function writeFileAtomic(
   path: string,
   data: Uint8Array | string,
-  options: { mode?: number } = {},
+  options: { mode?: number; durable?: boolean } = {},
 ): Promise<void> {
+  const durable = options.durable ?? true;
   const slash = path.lastIndexOf("/");
   const dir = slash > 0 ? path.slice(0, slash) : ".";
   const tmp = `${dir}/.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
@@ -23,12 +27,13 @@ export async function writeFileAtomic(
     });
     let written = 0;
     while (written < bytes.byteLength) written += await file.write(bytes.subarray(written));
-    await file.syncData();
+    if (durable) await file.syncData();
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
   await Deno.rename(tmp, path);
+  if (!durable) return;
   using d = await Deno.open(dir, { read: true });
   await d.sync().catch(() => {});
 }

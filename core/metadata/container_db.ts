@@ -90,12 +90,14 @@ export class ContainerDb {
     }
   }
 
-  /** Replaces the record (atomically). */
+  /**
+   * Replaces the record atomically. Not fsynced: run state is rewritten at every start and exit
+   * (a power loss may show an older state, never a torn one), and the run path stays fast.
+   */
   async write(record: ContainerRecord): Promise<void> {
-    await writeFileAtomic(
-      `${this.path(record.id)}/container.json`,
-      JSON.stringify(record, null, 1),
-    );
+    await writeFileAtomic(`${this.path(record.id)}/container.json`, JSON.stringify(record), {
+      durable: false,
+    });
   }
 
   /** Reads one record by full id. */

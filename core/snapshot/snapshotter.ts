@@ -24,10 +24,7 @@
  * @module
  */
 import { type Digest, digestHex, isDigest } from "../digest.ts";
-import { createSha256 } from "../../wasm/sha256.ts";
 import type { Layer } from "../image/image.ts";
-import { readLayer } from "../image/read_layer.ts";
-import { createApplier } from "./applier.ts";
 import { inheritParentAttrs } from "./_parents.ts";
 import * as sys from "./_sys.ts";
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../../ffi/constants.ts";
@@ -119,16 +116,19 @@ export class Snapshotter {
     }
   }
 
-  /** ChainIDs of a stack of diffIDs, bottom first (OCI image spec). */
-  static chainIDs(diffIDs: readonly Digest[]): Digest[] {
+  /**
+   * ChainIDs of a stack of diffIDs, bottom first (OCI image spec). WebCrypto, not `node:crypto`:
+   * the run path must not pay for loading Node's compatibility layer.
+   */
+  static async chainIDs(diffIDs: readonly Digest[]): Promise<Digest[]> {
     const out: Digest[] = [];
     for (const diffID of diffIDs) {
       if (!isDigest(diffID)) throw new TypeError(`Invalid diffID ${JSON.stringify(diffID)}`);
       if (out.length === 0) out.push(diffID);
       else {
-        const h = createSha256();
-        h.update(new TextEncoder().encode(`${out[out.length - 1]} ${diffID}`));
-        out.push(`sha256:${h.digest()}`);
+        const data = new TextEncoder().encode(`${out[out.length - 1]} ${diffID}`);
+        const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+        out.push(`sha256:${Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("")}`);
       }
     }
     return out;
@@ -171,7 +171,7 @@ export class Snapshotter {
     if (!Number.isInteger(limit) || limit < 1) {
       throw new RangeError(`concurrency must be a positive integer, got ${limit}`);
     }
-    const chain = Snapshotter.chainIDs(layers.map((l) => l.layer.diffID));
+    const chain = await Snapshotter.chainIDs(layers.map((l) => l.layer.diffID));
     const sizes = new Map<Digest, number>();
     /** Chain positions to unpack. */
     const todo: number[] = [];
@@ -244,6 +244,7 @@ export class Snapshotter {
       while (queue.length > 0 && failure === undefined) {
         const { i } = queue.shift()!;
         try {
+          const { readLayer } = await import("../image/read_layer.ts");
           await readLayer(layers[i].open(), layers[i].layer, { what: options.what });
         } catch (error) {
           failure ??= { error };
@@ -276,6 +277,11 @@ export class Snapshotter {
       await Deno.mkdir(`${dir}/fs`);
       await Deno.chmod(`${dir}/fs`, 0o755);
       const layer = source.layer;
+      // Loaded when needed: the run path, which finds its snapshots unpacked, never pays for them.
+      const [{ readLayer }, { createApplier }] = await Promise.all([
+        import("../image/read_layer.ts"),
+        import("./applier.ts"),
+      ]);
       const applier = createApplier(`${dir}/fs`, {
         mode: "overlay",
         what: `${what}: layer ${layer.digest}`,

@@ -10,9 +10,14 @@ import { randomName } from "../metadata/random_name.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ConflictError } from "../errors.ts";
 import { createSpec, type RunOptions } from "../runtime/spec.ts";
-import { type ContainerResult, runContainer, type Stdio } from "../runtime/run.ts";
+import {
+  type ContainerResult,
+  discardInit,
+  type PreparedInit,
+  runContainer,
+  type Stdio,
+} from "../runtime/run.ts";
 import type { RootfsSource } from "../runtime/_init_protocol.ts";
-import { flattenImage } from "../snapshot/flatten.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
@@ -39,6 +44,11 @@ export interface RunImageOptions extends Omit<RunOptions, "id" | "bundleDir" | "
   flatten?: boolean;
   /** Collect a breakdown of the start's milliseconds. */
   timing?: boolean;
+  /**
+   * An init spawned early with `prepareInit` (same namespaces and stdio), so that its start-up
+   * overlaps the engine's work; discarded if the container is not started.
+   */
+  init?: PreparedInit;
 }
 
 /** What {@linkcode runImage} resolves with. */
@@ -62,7 +72,25 @@ export async function runImage(
   image: Image,
   options: RunImageOptions & { imageName: string },
 ): Promise<RunResult> {
-  const snapshots = Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+  let init = options.init;
+  try {
+    return await createAndRun(store, image, options, () => {
+      const taken = init;
+      init = undefined;
+      return taken;
+    });
+  } finally {
+    if (init) await discardInit(init);
+  }
+}
+
+async function createAndRun(
+  store: Store,
+  image: Image,
+  options: RunImageOptions & { imageName: string },
+  takeInit: () => PreparedInit | undefined,
+): Promise<RunResult> {
+  const snapshots = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
   const layerSources = image.layers.map((layer) => ({
     layer,
     open: () => store.content.read(layer.digest),
@@ -110,6 +138,7 @@ export async function runImage(
       }
       const copy = `${dir}/rootfs-copy`;
       await Deno.mkdir(copy);
+      const { flattenImage } = await import("../snapshot/flatten.ts");
       await flattenImage(layerSources, copy, { what: `Cannot run "${options.imageName}"` });
       rootfs = { dir: copy };
       lowerdirs = copy;
@@ -127,9 +156,11 @@ export async function runImage(
     });
     record.command = spec.process?.args ?? [];
     await store.containers.write(record);
+    const init = takeInit();
     result = await runContainer(spec, {
       bundleDir: dir,
       rootfs,
+      ...(init ? { init } : {}),
       ...(options.stdin ? { stdin: options.stdin } : {}),
       ...(options.stdout ? { stdout: options.stdout } : {}),
       ...(options.stderr ? { stderr: options.stderr } : {}),

@@ -14,16 +14,15 @@ import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, parseConfig, parseManifest } from "
 import { createImage, type Image } from "../image/image.ts";
 import { hostPlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
-import { type ArchiveImage, readImageArchive } from "../transport/archive_reader.ts";
-import { createDecompressor, sniffCompression } from "../compression.ts";
 import { familiarString, formatReference, parseReference } from "../reference.ts";
 import { resolveImage } from "./resolve.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 import { ContainerDb } from "../metadata/container_db.ts";
 import { runImage, type RunImageOptions, type RunResult } from "./run_image.ts";
-import { buildImportImage } from "./import_rootfs.ts";
+import { discardInit } from "../runtime/_prepare_init.ts";
 import { type ImageInspect, inspectImage } from "./inspect_image.ts";
-import { type ArchiveEntry, writeImageArchive } from "../transport/archive_writer.ts";
+import type { ArchiveImage } from "../transport/archive_reader.ts";
+import type { ArchiveEntry } from "../transport/archive_writer.ts";
 
 /**
  * Default store root, used when neither `root` nor `$BERTH_ROOT` is given.
@@ -184,6 +183,11 @@ export class Store {
     using _gc = await this.gcShared();
     const session = await this.content.session();
     try {
+      // The codecs and transports load here, not at start-up: `run` never needs them.
+      const [{ createDecompressor, sniffCompression }, { readImageArchive }] = await Promise.all([
+        import("../compression.ts"),
+        import("../transport/archive_reader.ts"),
+      ]);
       const sniffed = await sniffCompression(source);
       const stream = sniffed.compression === "none"
         ? sniffed.stream
@@ -258,6 +262,7 @@ export class Store {
     using _gc = await this.gcShared();
     const session = await this.content.session();
     try {
+      const { buildImportImage } = await import("./import_rootfs.ts");
       const { image, blobs, size } = await buildImportImage(source, {
         session,
         what,
@@ -323,6 +328,7 @@ export class Store {
       entries.push({ image: await this.image(record), tags: tag ? [tag] : [] });
     }
     const gc = await this.gcShared();
+    const { writeImageArchive } = await import("../transport/archive_writer.ts");
     const stream = writeImageArchive(entries, {
       format: options.format ?? "docker-archive",
       openBlob: (digest) => this.content.read(digest),
@@ -348,8 +354,13 @@ export class Store {
    * ```
    */
   async run(name: string, options: RunImageOptions = {}): Promise<RunResult> {
-    const record = await this.resolve(name);
-    const image = await this.image(record);
+    let image: Image;
+    try {
+      image = await this.image(await this.resolve(name));
+    } catch (e) {
+      if (options.init) await discardInit(options.init);
+      throw e;
+    }
     return await runImage(this, image, { ...options, imageName: name });
   }
 
@@ -593,7 +604,7 @@ export class Store {
     for (const record of data.images) {
       const image = await this.image(record).catch(() => undefined);
       if (image) {
-        for (const c of Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
+        for (const c of await Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
       }
     }
     for (const c of await this.containers.list()) for (const s of c.snapshots) liveChains.add(s);
