@@ -35,6 +35,9 @@ export {
   type StoreOptions,
 } from "./core/store/store.ts";
 export type { ImageInspect } from "./core/store/inspect_image.ts";
+export type { RunImageOptions, RunResult } from "./core/store/run_image.ts";
+export { ContainerStartError } from "./core/runtime/start_error.ts";
+export type { ContainerRecord } from "./core/metadata/container_db.ts";
 export type { ImageRecord } from "./core/metadata/image_db.ts";
 export type { Image, Layer } from "./core/image/image.ts";
 export type {

@@ -1,7 +1,7 @@
 /**
  * The demo: needs no internet and no image from anywhere. It assembles a tiny root filesystem
  * from this host's own /bin/sh and the libraries it links, imports it as an image, and shows the
- * air-gapped path: images, inspect, save, rmi, load (and run, once the runtime lands).
+ * air-gapped path: images, inspect, save, rmi, load, and runs it as a container (needs root).
  *
  * Usage: deno task demo [--keep]   (store in a temp dir unless BERTH_ROOT is set)
  *
@@ -73,6 +73,19 @@ try {
   await berth("rmi", "demo/hello:1.0");
   await berth("load", "-i", `${work}/hello.tar`);
   await berth("images", "--digests");
+  await berth("run", "--rm", "demo/hello:1.0");
+  await berth(
+    "run",
+    "--rm",
+    "--hostname",
+    "demo",
+    "--memory",
+    "64m",
+    "demo/hello:1.0",
+    "/bin/sh",
+    "-c",
+    'read h < /etc/hostname; echo "I am pid $$ on host $h"; exit 3',
+  ).catch((e) => console.log(`(exit status as expected: ${(e as Error).message})`));
   await berth("system", "df");
   console.log("\nDemo done.");
 } finally {

@@ -366,3 +366,48 @@ Deno.test("run: SIGTERM to berth reaches the container; a container killed from 
   const v = await victim.output();
   assert.equal(v.code, 137, new TextDecoder().decode(v.stderr));
 });
+
+Deno.test("run -it: a real terminal inside, sized like the caller's, input relayed", async () => {
+  await using root = await store();
+  const MAIN = new URL("../main.ts", import.meta.url).pathname;
+  // script(1) gives berth a real terminal (rows 30, cols 100) and types into it.
+  const inner = `stty rows 30 cols 100; ${Deno.execPath()} run -A --quiet ${MAIN} --root ${root.path} ` +
+    `run --rm -it ${BB} sh -c 'tty; stty size; read line; echo got:$line'`;
+  const child = new Deno.Command("script", {
+    args: ["-qec", inner, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  await new Promise((r) => setTimeout(r, 1500));
+  await w.write(new TextEncoder().encode("hello\r"));
+  await w.close();
+  const out = await child.output();
+  // deno itself clears its progress line on a terminal (ESC[0G ESC[2K ESC[J): not ours.
+  // deno-lint-ignore no-control-regex
+  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+  assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
+  assert.match(text, /^\/dev\/pts\/\d+$/m);
+  assert.match(text, /^30 100$/m);
+  assert.match(text, /^got:hello$/m);
+});
+
+Deno.test("run through the library: Store.run returns the exit status and the output", async () => {
+  await using root = await store();
+  const { Store } = await import("../mod.ts");
+  const s = await Store.open({ root: root.path });
+  const r = await s.run(BB, {
+    command: ["sh", "-c", "cat; echo err >&2; exit 5"],
+    stdin: "piped",
+    input: "from stdin\n",
+    stdout: "piped",
+    stderr: "piped",
+    rm: true,
+  });
+  assert.equal(r.exitCode, 5);
+  assert.equal(new TextDecoder().decode(r.stdout), "from stdin\n");
+  assert.equal(new TextDecoder().decode(r.stderr), "err\n");
+  assert.match(r.id, /^[0-9a-f]{64}$/);
+  await assert.rejects(() => s.run("no/such"), /No such image: no\/such/);
+});

@@ -11,7 +11,15 @@ import { layerCompression } from "../oci/media_types.ts";
 import type { ImageConfig, Manifest } from "../oci/types.ts";
 import { parseConfig, parseManifest } from "./parse.ts";
 
-/** One layer of an image. */
+/**
+ * One layer of an image.
+ *
+ * @example
+ * ```ts
+ * import type { Layer } from "@berth/berth";
+ * const compressed = (l: Layer) => l.digest !== l.diffID;
+ * ```
+ */
 export interface Layer {
   /** Digest of the blob as stored and transferred (compressed or not). */
   readonly digest: Digest;
@@ -23,7 +31,15 @@ export interface Layer {
   readonly compression: "none" | "gzip" | "zstd";
 }
 
-/** An image: manifest, config and layers, all verified against each other. */
+/**
+ * An image: manifest, config and layers, all verified against each other.
+ *
+ * @example
+ * ```ts
+ * import type { Image } from "@berth/berth";
+ * const cmd = (i: Image) => [...(i.config.config?.Entrypoint ?? []), ...(i.config.config?.Cmd ?? [])];
+ * ```
+ */
 export interface Image {
   readonly manifestDigest: Digest;
   readonly manifestBytes: Uint8Array;

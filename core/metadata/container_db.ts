@@ -11,7 +11,15 @@ import { writeFileAtomic } from "./atomic_write.ts";
 /** Where a container is in its life. */
 export type ContainerStatus = "created" | "running" | "exited";
 
-/** One container. */
+/**
+ * One container.
+ *
+ * @example
+ * ```ts
+ * import type { ContainerRecord } from "@berth/berth";
+ * const status = (c: ContainerRecord) => `${c.name}: ${c.state.status} ${c.state.exitCode ?? ""}`;
+ * ```
+ */
 export interface ContainerRecord {
   /** 64 hex digits. */
   id: string;

@@ -9,7 +9,15 @@ import { InvalidInputError } from "../errors.ts";
 import { acquireLock } from "../lock.ts";
 import { writeFileAtomic } from "./atomic_write.ts";
 
-/** One image in the store. */
+/**
+ * One image in the store.
+ *
+ * @example
+ * ```ts
+ * import type { ImageRecord } from "@berth/berth";
+ * const tagged = (r: ImageRecord) => r.repoTags.length > 0;
+ * ```
+ */
 export interface ImageRecord {
   /** Image ID: the config digest. */
   id: Digest;

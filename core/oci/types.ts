@@ -6,7 +6,15 @@
  */
 import type { Digest } from "../digest.ts";
 
-/** A platform as in the OCI image index. */
+/**
+ * A platform as in the OCI image index.
+ *
+ * @example
+ * ```ts
+ * import type { Platform } from "@berth/berth";
+ * const p: Platform = { os: "linux", architecture: "arm64", variant: "v8" };
+ * ```
+ */
 export interface Platform {
   architecture: string;
   os: string;
@@ -15,7 +23,15 @@ export interface Platform {
   "os.features"?: string[];
 }
 
-/** An OCI content descriptor. */
+/**
+ * An OCI content descriptor.
+ *
+ * @example
+ * ```ts
+ * import type { Descriptor } from "@berth/berth";
+ * const d: Descriptor = { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: `sha256:${"0".repeat(64)}`, size: 0 };
+ * ```
+ */
 export interface Descriptor {
   mediaType: string;
   digest: Digest;
@@ -26,7 +42,15 @@ export interface Descriptor {
   artifactType?: string;
 }
 
-/** An image manifest (OCI or Docker schema 2). */
+/**
+ * An image manifest (OCI or Docker schema 2).
+ *
+ * @example
+ * ```ts
+ * import type { Manifest } from "@berth/berth";
+ * const layers = (m: Manifest) => m.layers.map((l) => l.digest);
+ * ```
+ */
 export interface Manifest {
   schemaVersion: 2;
   mediaType?: string;
@@ -37,7 +61,15 @@ export interface Manifest {
   annotations?: Record<string, string>;
 }
 
-/** An image index (OCI) or manifest list (Docker). */
+/**
+ * An image index (OCI) or manifest list (Docker).
+ *
+ * @example
+ * ```ts
+ * import type { Index } from "@berth/berth";
+ * const platforms = (i: Index) => i.manifests.map((m) => m.platform?.architecture);
+ * ```
+ */
 export interface Index {
   schemaVersion: 2;
   mediaType?: string;
@@ -45,7 +77,15 @@ export interface Index {
   annotations?: Record<string, string>;
 }
 
-/** The `config` member of an image config: defaults for a container. */
+/**
+ * The `config` member of an image config: defaults for a container.
+ *
+ * @example
+ * ```ts
+ * import type { ContainerConfig } from "@berth/berth";
+ * const c: ContainerConfig = { Cmd: ["sh"], Env: ["PATH=/bin"], WorkingDir: "/" };
+ * ```
+ */
 export interface ContainerConfig {
   User?: string;
   ExposedPorts?: Record<string, Record<string, never>>;
@@ -73,7 +113,15 @@ export interface History {
   empty_layer?: boolean;
 }
 
-/** An image config (OCI image-spec config.md; Docker's image JSON has the same fields). */
+/**
+ * An image config (OCI image-spec config.md; Docker's image JSON has the same fields).
+ *
+ * @example
+ * ```ts
+ * import type { ImageConfig } from "@berth/berth";
+ * const diffIDs = (c: ImageConfig) => c.rootfs.diff_ids;
+ * ```
+ */
 export interface ImageConfig {
   created?: string;
   author?: string;

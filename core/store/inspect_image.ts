@@ -8,7 +8,15 @@ import type { ImageRecord } from "../metadata/image_db.ts";
 import { familiarString, parseReference } from "../reference.ts";
 import type { ContainerConfig } from "../oci/types.ts";
 
-/** What `inspect` prints for an image (docker's field names). */
+/**
+ * What `inspect` prints for an image (docker's field names).
+ *
+ * @example
+ * ```ts
+ * import type { ImageInspect } from "@berth/berth";
+ * const summary = (i: ImageInspect) => `${i.Id} ${i.Os}/${i.Architecture} ${i.RootFS.Layers.length} layers`;
+ * ```
+ */
 export interface ImageInspect {
   Id: string;
   RepoTags: string[];

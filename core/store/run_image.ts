@@ -21,7 +21,21 @@ import type { RootfsSource } from "../runtime/_init_protocol.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
-/** Options of {@linkcode runImage}: docker's `run` flags plus how to connect stdio. */
+/**
+ * Options of {@linkcode runImage} (and `Store.run`): docker's `run` flags plus how to connect stdio.
+ *
+ * @example
+ * ```ts
+ * import type { RunImageOptions } from "@berth/berth";
+ * const options: RunImageOptions = {
+ *   command: ["sh", "-c", "echo hi"],
+ *   env: ["A=1"],
+ *   memory: "64m",
+ *   rm: true,
+ *   stdout: "piped",
+ * };
+ * ```
+ */
 export interface RunImageOptions extends Omit<RunOptions, "id" | "bundleDir" | "rootfs"> {
   /** `--name`; default a generated `adjective_name`. */
   name?: string;
@@ -51,7 +65,15 @@ export interface RunImageOptions extends Omit<RunOptions, "id" | "bundleDir" | "
   init?: PreparedInit;
 }
 
-/** What {@linkcode runImage} resolves with. */
+/**
+ * What {@linkcode runImage} (and `Store.run`) resolves with.
+ *
+ * @example
+ * ```ts
+ * import type { RunResult } from "@berth/berth";
+ * const report = (r: RunResult) => `${r.name} exited ${r.exitCode}${r.oomKilled ? " (OOM)" : ""}`;
+ * ```
+ */
 export interface RunResult extends ContainerResult {
   /** The container's id (64 hex). */
   id: string;

@@ -35,13 +35,29 @@ import type { ArchiveEntry } from "../transport/archive_writer.ts";
  */
 export const DEFAULT_ROOT = "/var/lib/berth";
 
-/** Options of {@linkcode Store.open}. */
+/**
+ * Options of {@linkcode Store.open}.
+ *
+ * @example
+ * ```ts
+ * import type { StoreOptions } from "@berth/berth";
+ * const options: StoreOptions = { root: "/var/lib/berth" };
+ * ```
+ */
 export interface StoreOptions {
   /** Store directory; default `$BERTH_ROOT` or `/var/lib/berth`. */
   root?: string;
 }
 
-/** An image as `images` lists it. */
+/**
+ * An image as `images` lists it.
+ *
+ * @example
+ * ```ts
+ * import type { ImageSummary } from "@berth/berth";
+ * const show = (i: ImageSummary) => `${i.repoTags[0] ?? "<none>"} ${i.id.slice(7, 19)} ${i.size}`;
+ * ```
+ */
 export interface ImageSummary {
   /** Image ID (config digest). */
   id: Digest;
@@ -57,7 +73,15 @@ export interface ImageSummary {
   size: number;
 }
 
-/** One image `load` stored. */
+/**
+ * One image `load` stored.
+ *
+ * @example
+ * ```ts
+ * import type { LoadedImage } from "@berth/berth";
+ * const line = (i: LoadedImage) => i.tags.length ? `Loaded image: ${i.tags[0]}` : `Loaded image ID: ${i.id}`;
+ * ```
+ */
 export interface LoadedImage {
   id: Digest;
   manifest: Digest;
@@ -65,7 +89,15 @@ export interface LoadedImage {
   tags: string[];
 }
 
-/** Options of {@linkcode Store.load}. */
+/**
+ * Options of {@linkcode Store.load}.
+ *
+ * @example
+ * ```ts
+ * import type { LoadOptions } from "@berth/berth";
+ * const options: LoadOptions = { name: "app.tar", platform: { os: "linux", architecture: "arm64" } };
+ * ```
+ */
 export interface LoadOptions {
   /** How the source is named in errors (e.g. the file name); default `stdin`. */
   name?: string;
@@ -73,7 +105,15 @@ export interface LoadOptions {
   platform?: Platform;
 }
 
-/** Options of {@linkcode Store.import}. */
+/**
+ * Options of {@linkcode Store.import}.
+ *
+ * @example
+ * ```ts
+ * import type { ImportRootfsOptions } from "@berth/berth";
+ * const options: ImportRootfsOptions = { ref: "me/rootfs:1", changes: ['CMD ["sh"]'] };
+ * ```
+ */
 export interface ImportRootfsOptions {
   /** Tag for the new image. */
   ref?: string;
@@ -87,13 +127,29 @@ export interface ImportRootfsOptions {
   platform?: Platform;
 }
 
-/** What `rmi` did. */
+/**
+ * What `rmi` did.
+ *
+ * @example
+ * ```ts
+ * import type { RemoveResult } from "@berth/berth";
+ * const print = (r: RemoveResult) => [...r.untagged.map((t) => `Untagged: ${t}`), ...r.deleted.map((d) => `Deleted: ${d}`)];
+ * ```
+ */
 export interface RemoveResult {
   untagged: string[];
   deleted: Digest[];
 }
 
-/** Result of garbage collection / prune. */
+/**
+ * Result of garbage collection / prune.
+ *
+ * @example
+ * ```ts
+ * import type { PruneResult } from "@berth/berth";
+ * const freed = (r: PruneResult) => `${r.deletedImages.length} images, ${r.reclaimedBytes} bytes`;
+ * ```
+ */
 export interface PruneResult {
   deletedImages: Digest[];
   deletedBlobs: number;
