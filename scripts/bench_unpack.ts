@@ -19,7 +19,7 @@ import { readLayer } from "../core/image/read_layer.ts";
 import { readFileChunks } from "../core/content/read_file.ts";
 import type { Layer } from "../core/image/image.ts";
 import type { Digest } from "../core/digest.ts";
-import * as sys from "../core/snapshot/_sys.ts";
+import * as sys from "../ffi/fs_native.ts";
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../ffi/constants.ts";
 
 /** Options of {@linkcode benchUnpack}. */

@@ -25,7 +25,7 @@ import {
   S_IFDIR,
   S_IFMT,
 } from "../../ffi/constants.ts";
-import * as sys from "./_sys.ts";
+import * as sys from "../../ffi/fs_native.ts";
 
 const PATH = O_PATH | O_NOFOLLOW | O_CLOEXEC;
 

@@ -75,8 +75,8 @@ import {
   S_IFLNK,
   S_IFREG,
 } from "../../ffi/constants.ts";
-import * as sys from "./_sys.ts";
-import type { Times } from "./_sys.ts";
+import * as sys from "../../ffi/fs_native.ts";
+import type { Times } from "../../ffi/fs_native.ts";
 
 /** How an applier lays out what it writes. */
 export type ApplierMode = "overlay" | "flatten";
@@ -310,17 +310,7 @@ class Applier implements LayerApplier {
     this.#fd = -1;
     this.#fileHeader = null;
     try {
-      sys.fchown(fd, h.uid, h.gid);
-      sys.fchmod(fd, h.mode);
-      for (const key in h.xattrs) {
-        if (this.#xattrAllowed(h.name, key)) {
-          try {
-            sys.fsetxattr(fd, key, h.xattrs[key]);
-          } catch (e) {
-            this.#xattrFailed(e, h.name, key);
-          }
-        }
-      }
+      this.#fdAttrs(fd, h);
       sys.futimens(fd, headerTimes(h));
     } catch (e) {
       throw this.#wrap(e, h.name);
@@ -719,22 +709,26 @@ class Applier implements LayerApplier {
     }
     const fd = sys.openat(this.#root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     try {
-      sys.fchown(fd, h.uid, h.gid);
-      sys.fchmod(fd, h.mode);
-      for (const key in h.xattrs) {
-        if (this.#xattrAllowed(h.name, key)) {
-          try {
-            sys.fsetxattr(fd, key, h.xattrs[key]);
-          } catch (e) {
-            this.#xattrFailed(e, h.name, key);
-          }
-        }
-      }
+      this.#fdAttrs(fd, h);
     } finally {
       sys.close(fd);
     }
     this.#dirTimes.set("", headerTimes(h));
     if (this.#flatten) this.#touched.add("");
+  }
+
+  /** Owner, mode and xattrs of an open file or directory (chmod after chown: chown clears suid). */
+  #fdAttrs(fd: number, h: TarHeader): void {
+    sys.fchown(fd, h.uid, h.gid);
+    sys.fchmod(fd, h.mode);
+    for (const key in h.xattrs) {
+      if (!this.#xattrAllowed(h.name, key)) continue;
+      try {
+        sys.fsetxattr(fd, key, h.xattrs[key]);
+      } catch (e) {
+        this.#xattrFailed(e, h.name, key);
+      }
+    }
   }
 
   /** Owner, mode, xattrs and (for non-directories) times of the entry `base` in `pfd`. */

@@ -26,7 +26,7 @@
 import { type Digest, digestHex, isDigest } from "../digest.ts";
 import type { Layer } from "../image/image.ts";
 import { inheritParentAttrs } from "./_parents.ts";
-import * as sys from "./_sys.ts";
+import * as sys from "../../ffi/fs_native.ts";
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../../ffi/constants.ts";
 
 /** A layer to unpack and how to read its blob. */
