@@ -15,7 +15,7 @@ import {
   discardInit,
   type PreparedInit,
   runContainer,
-  type Stdio,
+  type RunContainerOptions,
 } from "../runtime/run.ts";
 import type { RootfsSource } from "../runtime/_init_protocol.ts";
 import type { Image } from "../image/image.ts";
@@ -36,33 +36,22 @@ import { Snapshotter } from "../snapshot/snapshotter.ts";
  * };
  * ```
  */
-export interface RunImageOptions extends Omit<RunOptions, "id" | "bundleDir" | "rootfs"> {
+export interface RunImageOptions extends
+  Omit<RunOptions, "id" | "bundleDir" | "rootfs">,
+  Pick<
+    RunContainerOptions,
+    "stdin" | "stdout" | "stderr" | "input" | "signal" | "forwardSignals" | "timing" | "init"
+  > {
   /** `--name`; default a generated `adjective_name`. */
   name?: string;
   /** `--rm`: remove the container (record, upper dir) when it exits. */
   rm?: boolean;
-  stdin?: Stdio;
-  stdout?: Stdio;
-  stderr?: Stdio;
-  /** Bytes for a `"piped"` stdin. */
-  input?: Uint8Array | string;
-  /** Aborting kills the container. */
-  signal?: AbortSignal;
-  /** Forward SIGINT/SIGTERM/SIGHUP to the container (default true). */
-  forwardSignals?: boolean;
   /** Called once the container exists (its record and directory), before it starts. */
   onCreate?: (id: string) => void | Promise<void>;
   /** Called once the container's process runs. */
   onStart?: (pid: number, id: string) => void;
   /** Use a flattened copy of the image instead of an overlay (also automatic without overlayfs). */
   flatten?: boolean;
-  /** Collect a breakdown of the start's milliseconds. */
-  timing?: boolean;
-  /**
-   * An init spawned early with `prepareInit` (same namespaces and stdio), so that its start-up
-   * overlaps the engine's work; discarded if the container is not started.
-   */
-  init?: PreparedInit;
 }
 
 /**
@@ -179,17 +168,12 @@ async function createAndRun(
     record.command = spec.process?.args ?? [];
     await store.containers.write(record);
     const init = takeInit();
+    const { stdin, stdout, stderr, input, signal, forwardSignals, timing } = options;
     result = await runContainer(spec, {
       bundleDir: dir,
       rootfs,
       ...(init ? { init } : {}),
-      ...(options.stdin ? { stdin: options.stdin } : {}),
-      ...(options.stdout ? { stdout: options.stdout } : {}),
-      ...(options.stderr ? { stderr: options.stderr } : {}),
-      ...(options.input !== undefined ? { input: options.input } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.forwardSignals !== undefined ? { forwardSignals: options.forwardSignals } : {}),
-      ...(options.timing ? { timing: true } : {}),
+      ...{ stdin, stdout, stderr, input, signal, forwardSignals, timing },
       onStart: (pid) => {
         record.state = { status: "running", pid, startedAt: new Date().toISOString() };
         // Recorded in the background: the start path does not wait for the disk.
