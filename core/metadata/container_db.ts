@@ -7,9 +7,17 @@
 import type { Digest } from "../digest.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../errors.ts";
 import { writeFileAtomic } from "./atomic_write.ts";
+import { acquireLock } from "../lock.ts";
 
 /** Where a container is in its life. */
-export type ContainerStatus = "created" | "running" | "exited";
+export type ContainerStatus = "created" | "running" | "restarting" | "exited";
+
+/** docker's `--restart` policies (honoured by the container's supervisor while it lives). */
+export interface RestartPolicy {
+  name: "no" | "on-failure" | "always" | "unless-stopped";
+  /** `on-failure:N`: at most N restarts. */
+  maximumRetryCount?: number;
+}
 
 /**
  * One container.
@@ -38,15 +46,33 @@ export interface ContainerRecord {
   /** Run-time state. */
   state: {
     status: ContainerStatus;
+    /** Host pid of the container's first process, and its start time (/proc/PID/stat field 22). */
     pid?: number;
+    pidStart?: string;
+    /** The supervisor of a detached container: pid and start time. */
+    monitorPid?: number;
+    monitorStart?: string;
     exitCode?: number;
     oomKilled?: boolean;
     startedAt?: string;
     finishedAt?: string;
     error?: string;
+    /** Set by stop/kill: the supervisor does not restart the container after this exit. */
+    stopRequested?: boolean;
   };
   /** The run flags (docker's HostConfig-like view, for inspect). */
   hostConfig: Record<string, unknown>;
+  /** How the root filesystem is made: an overlay of the snapshots, or a flattened copy. */
+  rootfs?: "overlay" | "copy";
+  /** The container's cgroup directories (absolute), to clean up after a crash. */
+  cgroupDirs?: string[];
+  /** `--restart`. */
+  restartPolicy?: RestartPolicy;
+  /** Restarts made by the supervisor. */
+  restartCount?: number;
+  /** Whether the container has a terminal (`-t`) and keeps stdin open (`-i`). */
+  tty?: boolean;
+  interactive?: boolean;
 }
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -106,6 +132,18 @@ export class ContainerDb {
     await writeFileAtomic(`${this.path(record.id)}/container.json`, JSON.stringify(record), {
       durable: false,
     });
+  }
+
+  /**
+   * Read-modify-write of one record under its lock (the supervisor and the CLI both update a
+   * record). `fn` changes the record in place; returns the updated record.
+   */
+  async update(id: string, fn: (record: ContainerRecord) => void): Promise<ContainerRecord> {
+    using _lock = await acquireLock(`${this.path(id)}/lock`, { exclusive: true });
+    const record = await this.read(id);
+    fn(record);
+    await this.write(record);
+    return record;
   }
 
   /** Reads one record by full id. */

@@ -1,0 +1,148 @@
+/**
+ * Container logs in docker's json-file format: one JSON object per line,
+ * `{"log":"text\n","stream":"stdout","time":"2026-11-29T08:00:00.123Z"}`. stdout and stderr are
+ * kept apart; a line is written when it ends (or when the stream ends, unterminated).
+ *
+ * @module
+ */
+
+/** One logged line. */
+export interface LogEntry {
+  stream: "stdout" | "stderr";
+  /** ISO 8601 time the line was read from the container. */
+  time: string;
+  /** The line, with its `\n` when it had one. */
+  log: string;
+}
+
+const MAX_LINE = 16 * 1024; // docker splits longer lines into 16 KiB entries
+
+/** Appends a container's output to its log file. */
+export class LogWriter {
+  readonly #file: Deno.FsFile;
+  readonly #partial: Record<LogEntry["stream"], string> = { stdout: "", stderr: "" };
+  readonly #decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+  readonly #encoder = new TextEncoder();
+
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  /** Opens (creating) `path` for appending. */
+  static async open(path: string): Promise<LogWriter> {
+    return new LogWriter(
+      await Deno.open(path, { append: true, create: true, mode: 0o640 }),
+    );
+  }
+
+  /** Takes a chunk of `stream`'s output. */
+  write(stream: LogEntry["stream"], chunk: Uint8Array): void {
+    let text = this.#partial[stream] + this.#decoders[stream].decode(chunk, { stream: true });
+    const time = new Date().toISOString();
+    let out = "";
+    for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n")) {
+      out += entries(stream, text.slice(0, nl + 1), time);
+      text = text.slice(nl + 1);
+    }
+    while (text.length >= MAX_LINE) {
+      out += entries(stream, text.slice(0, MAX_LINE), time);
+      text = text.slice(MAX_LINE);
+    }
+    this.#partial[stream] = text;
+    if (out) this.#append(out);
+  }
+
+  /** A sink for one stream, for the runtime. */
+  sink(stream: LogEntry["stream"]): WritableStream<Uint8Array> {
+    return new WritableStream({ write: (chunk) => this.write(stream, chunk) });
+  }
+
+  /** Writes what is left of unterminated lines and closes the file. */
+  close(): void {
+    const time = new Date().toISOString();
+    let out = "";
+    for (const stream of ["stdout", "stderr"] as const) {
+      const rest = this.#partial[stream] + this.#decoders[stream].decode();
+      if (rest) out += entries(stream, rest, time);
+      this.#partial[stream] = "";
+    }
+    if (out) this.#append(out);
+    this.#file.close();
+  }
+
+  #append(text: string): void {
+    const bytes = this.#encoder.encode(text);
+    let n = 0;
+    while (n < bytes.byteLength) n += this.#file.writeSync(bytes.subarray(n));
+  }
+}
+
+function entries(stream: LogEntry["stream"], log: string, time: string): string {
+  return JSON.stringify({ log, stream, time }) + "\n";
+}
+
+/** Options of {@linkcode readLogs}. */
+export interface ReadLogsOptions {
+  /** Only the last N entries (before following). */
+  tail?: number;
+  /** Only entries at or after this time. */
+  since?: Date;
+  /** Keep reading as the container writes, until `running()` says it stopped. */
+  follow?: boolean;
+  /** Whether the container still runs (polled while following). */
+  running?: () => Promise<boolean>;
+  /** Stops following. */
+  signal?: AbortSignal;
+}
+
+/** Reads the entries of a log file (none when it does not exist yet). */
+export async function* readLogs(
+  path: string,
+  options: ReadLogsOptions = {},
+): AsyncGenerator<LogEntry> {
+  let offset = 0;
+  let rest = "";
+  const decoder = new TextDecoder();
+  const readNew = async (): Promise<LogEntry[]> => {
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+    const out: LogEntry[] = [];
+    try {
+      await file.seek(offset, Deno.SeekMode.Start);
+      const buf = new Uint8Array(1 << 20);
+      while (true) {
+        const n = await file.read(buf);
+        if (n === null) break;
+        offset += n;
+        rest += decoder.decode(buf.subarray(0, n), { stream: true });
+        let nl: number;
+        while ((nl = rest.indexOf("\n")) >= 0) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          try {
+            const e = JSON.parse(line) as LogEntry;
+            if (!options.since || Date.parse(e.time) >= options.since.getTime()) out.push(e);
+          } catch { /* a torn last line of a crashed writer */ }
+        }
+      }
+    } finally {
+      file.close();
+    }
+    return out;
+  };
+  const first = await readNew();
+  yield* options.tail !== undefined ? first.slice(Math.max(0, first.length - options.tail)) : first;
+  if (!options.follow) return;
+  while (!options.signal?.aborted) {
+    const alive = options.running ? await options.running() : false;
+    const more = await readNew();
+    yield* more;
+    if (!alive && more.length === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
