@@ -7,6 +7,10 @@
 if (Deno.args[0] === "__init") {
   const { init } = await import("./core/runtime/init.ts");
   await init(Deno.args.slice(1));
+} else if (Deno.args[0] === "__monitor") {
+  const { monitor } = await import("./core/store/supervisor.ts");
+  await monitor(Deno.args.slice(1));
+  Deno.exit(0);
 } else {
   const { main } = await import("./core/cli/main.ts");
   Deno.exit(await main(Deno.args));

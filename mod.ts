@@ -38,6 +38,29 @@ export type { ImageInspect } from "./core/store/inspect_image.ts";
 export type { RunImageOptions, RunResult } from "./core/store/run_image.ts";
 export { ContainerStartError } from "./core/runtime/start_error.ts";
 export type { ContainerRecord } from "./core/metadata/container_db.ts";
+export {
+  type LayerStatus,
+  type PulledImage,
+  type PullEvent,
+  pullImage,
+  type PullOptions,
+} from "./core/store/pull.ts";
+export type { RegistryConfig } from "./core/transport/remote/config.ts";
+export { RegistryAuthError, RegistryError } from "./core/transport/remote/errors.ts";
+export type { CredentialSource, RegistryCredentials } from "./core/auth/types.ts";
+export {
+  CredentialHelperError,
+  credentialKey,
+  dockerConfigDir,
+  dockerCredentials,
+  eraseCredentials,
+  getCredentials,
+  storeCredentials,
+} from "./core/auth/credentials.ts";
+export { Container, parseSignal, type StopOptions } from "./core/store/container.ts";
+export type { CreateContainerOptions } from "./core/store/containers.ts";
+export type { LogEntry } from "./core/store/container_logs.ts";
+export type { ContainerInspect } from "./core/store/inspect_container.ts";
 export type { ImageRecord } from "./core/metadata/image_db.ts";
 export type { Image, Layer } from "./core/image/image.ts";
 export type {

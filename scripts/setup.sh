@@ -6,7 +6,7 @@ if ! command -v deno >/dev/null 2>&1; then
   npm install -g deno@2.9.6 >/dev/null
 fi
 packages=(skopeo umoci busybox-static docker-registry podman containerd runc crun debootstrap
-  pigz zstd hyperfine apache2-utils iproute2 attr python3 tar gzip)
+  pigz zstd hyperfine apache2-utils iproute2 attr python3 tar gzip openssl util-linux time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

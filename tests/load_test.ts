@@ -254,5 +254,8 @@ Deno.test("inspect: docker's shape and --format templates", async () => {
   assert.equal(f.stdout, 'linux/amd64 ["sh"] [sh]\n');
   const none = await berth(root.path, ["inspect", "nope"]);
   assert.equal(none.code, 125);
-  assert.match(none.stderr, /No such image: nope/);
+  assert.equal(none.stderr, "Error: No such object: nope\n");
+  const noImage = await berth(root.path, ["image", "inspect", "nope"]);
+  assert.equal(noImage.code, 125);
+  assert.equal(noImage.stderr, "Error: No such image: nope\n");
 });

@@ -171,9 +171,14 @@ Deno.test("run: exit codes 127, 126, 125 and a killed container's 128+n", async 
   assert.match(missing.stderr, /"no-such-command": executable file not found in \$PATH/);
   const notExec = await run(root.path, ["--rm", BB, "/etc/motd"]);
   assert.equal(notExec.code, 126, notExec.stderr);
-  const noImage = await run(root.path, ["--rm", "no/such-image", "true"]);
+  const noImage = await run(root.path, ["--rm", "--pull", "never", "no/such-image", "true"]);
   assert.equal(noImage.code, 125);
   assert.equal(noImage.stderr, "Error: No such image: no/such-image\n");
+  // Without --pull never, the image is looked for on its registry (unreachable here: one line).
+  const pulled = await run(root.path, ["--rm", "no/such-image", "true"]);
+  assert.equal(pulled.code, 125);
+  assert.match(pulled.stderr, /^Unable to find image 'no\/such-image:latest' locally$/m);
+  assert.match(pulled.stderr, /^Error: Cannot pull "no\/such-image": registry-1\.docker\.io: /m);
   const killed = await run(root.path, ["--rm", BB, "sh", "-c", "sh -c 'kill -9 $$'; exit $?"]);
   assert.equal(killed.code, 137);
   const badFlag = await berth(root.path, ["run", "--bogus", BB]);
@@ -371,7 +376,8 @@ Deno.test("run -it: a real terminal inside, sized like the caller's, input relay
   await using root = await store();
   const MAIN = new URL("../main.ts", import.meta.url).pathname;
   // script(1) gives berth a real terminal (rows 30, cols 100) and types into it.
-  const inner = `stty rows 30 cols 100; ${Deno.execPath()} run -A --quiet ${MAIN} --root ${root.path} ` +
+  const inner =
+    `stty rows 30 cols 100; ${Deno.execPath()} run -A --quiet ${MAIN} --root ${root.path} ` +
     `run --rm -it ${BB} sh -c 'tty; stty size; read line; echo got:$line'`;
   const child = new Deno.Command("script", {
     args: ["-qec", inner, "/dev/null"],
@@ -386,7 +392,10 @@ Deno.test("run -it: a real terminal inside, sized like the caller's, input relay
   const out = await child.output();
   // deno itself clears its progress line on a terminal (ESC[0G ESC[2K ESC[J): not ours.
   // deno-lint-ignore no-control-regex
-  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "").replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "").replace(
+    /\x1b\[[0-9;]*[A-Za-z]/g,
+    "",
+  );
   assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
   assert.match(text, /^\/dev\/pts\/\d+$/m);
   assert.match(text, /^30 100$/m);

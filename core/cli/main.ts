@@ -24,11 +24,22 @@ const COMMANDS: Record<string, Loader> = {
   prune: () => import("./system_prune.ts"),
   run: () => import("./run.ts"),
   unpack: () => import("./unpack.ts"),
+  ps: () => import("./ps.ts"),
+  pull: () => import("./pull.ts"),
+  login: () => import("./login.ts"),
+  logout: () => import("./logout.ts"),
+  logs: () => import("./logs.ts"),
+  stop: () => import("./stop.ts"),
+  kill: () => import("./kill.ts"),
+  wait: () => import("./wait.ts"),
+  rm: () => import("./rm.ts"),
+  start: () => import("./start.ts"),
 };
 
 /** `berth image …` and `berth system …` subcommands. */
 const GROUPS: Record<string, Record<string, Loader>> = {
   image: {
+    pull: COMMANDS.pull,
     ls: COMMANDS.images,
     list: COMMANDS.images,
     rm: COMMANDS.rmi,
@@ -39,6 +50,21 @@ const GROUPS: Record<string, Record<string, Loader>> = {
     tag: COMMANDS.tag,
     import: COMMANDS.import,
     prune: () => import("./image_prune.ts"),
+  },
+  container: {
+    ls: COMMANDS.ps,
+    list: COMMANDS.ps,
+    ps: COMMANDS.ps,
+    run: COMMANDS.run,
+    logs: COMMANDS.logs,
+    stop: COMMANDS.stop,
+    kill: COMMANDS.kill,
+    wait: COMMANDS.wait,
+    rm: COMMANDS.rm,
+    remove: COMMANDS.rm,
+    start: COMMANDS.start,
+    inspect: () => import("./container_inspect.ts"),
+    prune: () => import("./container_prune.ts"),
   },
   system: {
     df: () => import("./system_df.ts"),
@@ -58,17 +84,28 @@ Options:
 Commands:
   images      List images
   import      Import the contents from a tarball to create a filesystem image
-  inspect     Return low-level information on images
+  inspect     Return low-level information on containers and images
+  kill        Kill one or more running containers
   load        Load an image from a tar archive or STDIN
+  login       Log in to a registry
+  logout      Log out from a registry
+  logs        Fetch the logs of a container
+  ps          List containers
+  pull        Download an image from a registry
+  rm          Remove one or more containers
   rmi         Remove one or more images
   run         Create and run a new container from an image
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
+  start       Start one or more stopped containers
+  stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   unpack      Write an image's merged filesystem into an empty directory
+  wait        Block until one or more containers stop, then print their exit codes
   prune       Remove unused data
 
 Management commands:
-  image       Manage images (ls, rm, inspect, load, save, tag, import, prune)
+  container   Manage containers (ls, run, logs, stop, kill, wait, rm, start, inspect, prune)
+  image       Manage images (ls, pull, rm, inspect, load, save, tag, import, prune)
   system      Manage berth (df, prune)
 
 Run 'berth COMMAND --help' for more information on a command.

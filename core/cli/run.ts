@@ -10,6 +10,13 @@ import type { Command } from "./_command.ts";
 import { fileReadable } from "../content/read_file.ts";
 import { parsePlatform } from "../oci/platform.ts";
 import type { RunImageOptions } from "../store/run_image.ts";
+import type { CreateContainerOptions } from "../store/containers.ts";
+import type { RestartPolicy } from "../metadata/container_db.ts";
+import type { Store } from "../store/store.ts";
+import type { ParsedArgs } from "./_args.ts";
+import type { CliContext } from "./_command.ts";
+import { NotFoundError } from "../errors.ts";
+import { familiarString, parseReference } from "../reference.ts";
 import { containerNamespaces, parseEnvFile } from "../runtime/spec.ts";
 import { discardInit, prepareInit } from "../runtime/run.ts";
 
@@ -61,6 +68,21 @@ export const command: Command = {
     net: { type: "string", arg: "string", help: "Alias of --network" },
     platform: { type: "string", arg: "string", help: "Platform to pick from an archive" },
     cidfile: { type: "string", arg: "string", help: "Write the container ID to the file" },
+    detach: {
+      type: "boolean",
+      short: "d",
+      help: "Run container in background and print container ID",
+    },
+    pull: {
+      type: "string",
+      arg: "string",
+      help: 'Pull image before running ("always", "missing", "never") (default "missing")',
+    },
+    restart: {
+      type: "string",
+      arg: "string",
+      help: "no, on-failure[:N], always, unless-stopped (honoured by the container's supervisor)",
+    },
   },
   async run({ flags, args }, ctx) {
     if (args.length === 0) throw new UsageError(`"berth run" requires at least 1 argument`);
@@ -76,10 +98,22 @@ export const command: Command = {
         throw new UsageError(`invalid argument "${flags["pids-limit"]}" for "--pids-limit" flag`);
       }
     }
+    const detach = flags.detach === true;
     const tty = flags.tty === true;
     const interactive = flags.interactive === true;
-    if (tty && !Deno.stdin.isTerminal()) {
+    if (tty && !detach && !Deno.stdin.isTerminal()) {
       throw new UsageError("the input device is not a TTY");
+    }
+    const restart = flags.restart === undefined ? undefined : parseRestart(flags.restart as string);
+    const pull = (flags.pull as string | undefined) ?? "missing";
+    if (pull !== "always" && pull !== "missing" && pull !== "never") {
+      throw new UsageError(`invalid --pull "${pull}": use always, missing or never`);
+    }
+    if (restart && restart.name !== "no" && flags.rm) {
+      throw new UsageError("Conflicting options: --restart and --rm");
+    }
+    if (detach) {
+      return await runDetached(imageArg, cmd, flags, ctx, { network, pidsLimit, restart });
     }
     const stdio = {
       stdin: interactive ? "inherit" : "null",
@@ -94,41 +128,11 @@ export const command: Command = {
     let handedOver = false;
     try {
       const store = await ctx.store();
-      let imageName = imageArg;
-      const archive = /^(docker-archive|oci-archive):(.+)$/.exec(imageArg);
-      if (archive) {
-        const file = archive[2];
-        const stat = await Deno.stat(file).catch(() => undefined);
-        if (!stat?.isFile) throw new TypeError(`Cannot load "${file}": no such file`);
-        const loaded = await store.load(fileReadable(file), {
-          name: file,
-          ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
-        });
-        imageName = loaded[0].tags[0] ?? loaded[0].id;
-      }
+      const imageName = await resolveArchive(store, imageArg, flags);
+      await ensureImage(store, imageName, imageArg !== imageName, flags, ctx);
       const options: RunImageOptions = {
         init,
-        ...(cmd.length ? { command: cmd } : {}),
-        ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint as string } : {}),
-        ...(flags.env ? { env: list(flags.env) } : {}),
-        ...(flags["env-file"] ? { envFile: await readEnvFiles(list(flags["env-file"])!) } : {}),
-        ...(flags.volume ? { volumes: list(flags.volume) } : {}),
-        ...(flags.tmpfs ? { tmpfs: list(flags.tmpfs) } : {}),
-        ...(flags.workdir !== undefined ? { workdir: flags.workdir as string } : {}),
-        ...(flags.user !== undefined ? { user: flags.user as string } : {}),
-        ...(flags.name !== undefined ? { name: flags.name as string } : {}),
-        ...(flags.hostname !== undefined ? { hostname: flags.hostname as string } : {}),
-        ...(flags["read-only"] ? { readOnly: true } : {}),
-        ...(flags.memory !== undefined ? { memory: flags.memory as string } : {}),
-        ...(flags.cpus !== undefined ? { cpus: flags.cpus as string } : {}),
-        ...(pidsLimit !== undefined ? { pidsLimit } : {}),
-        ...(flags["cap-add"] ? { capAdd: list(flags["cap-add"]) } : {}),
-        ...(flags["cap-drop"] ? { capDrop: list(flags["cap-drop"]) } : {}),
-        ...(network ? { network: network as "none" | "host" } : {}),
-        ...(flags.rm ? { rm: true } : {}),
-        tty,
-        interactive,
-        ...(tty ? { consoleSize: Deno.consoleSize() } : {}),
+        ...(await containerOptions(cmd, flags, { network, pidsLimit, restart })),
         ...stdio,
       };
       const cidfile = flags.cidfile as string | undefined;
@@ -158,6 +162,143 @@ export const command: Command = {
     }
   },
 };
+
+/** Parses `--restart no|on-failure[:N]|always|unless-stopped`. */
+export function parseRestart(value: string): RestartPolicy {
+  const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
+  if (!m || (m[2] !== undefined && m[1] !== "on-failure")) {
+    throw new UsageError(
+      `invalid restart policy "${value}": use no, on-failure[:N], always or unless-stopped`,
+    );
+  }
+  return {
+    name: m[1] as RestartPolicy["name"],
+    ...(m[2] !== undefined ? { maximumRetryCount: Number(m[2]) } : {}),
+  };
+}
+
+/** The container options the flags describe (shared by foreground and detached runs). */
+async function containerOptions(
+  cmd: string[],
+  flags: ParsedArgs["flags"],
+  extra: { network?: string; pidsLimit?: number; restart?: RestartPolicy },
+): Promise<CreateContainerOptions> {
+  const tty = flags.tty === true;
+  return {
+    ...(cmd.length ? { command: cmd } : {}),
+    ...(flags.entrypoint !== undefined ? { entrypoint: flags.entrypoint as string } : {}),
+    ...(flags.env ? { env: list(flags.env) } : {}),
+    ...(flags["env-file"] ? { envFile: await readEnvFiles(list(flags["env-file"])!) } : {}),
+    ...(flags.volume ? { volumes: list(flags.volume) } : {}),
+    ...(flags.tmpfs ? { tmpfs: list(flags.tmpfs) } : {}),
+    ...(flags.workdir !== undefined ? { workdir: flags.workdir as string } : {}),
+    ...(flags.user !== undefined ? { user: flags.user as string } : {}),
+    ...(flags.name !== undefined ? { name: flags.name as string } : {}),
+    ...(flags.hostname !== undefined ? { hostname: flags.hostname as string } : {}),
+    ...(flags["read-only"] ? { readOnly: true } : {}),
+    ...(flags.memory !== undefined ? { memory: flags.memory as string } : {}),
+    ...(flags.cpus !== undefined ? { cpus: flags.cpus as string } : {}),
+    ...(extra.pidsLimit !== undefined ? { pidsLimit: extra.pidsLimit } : {}),
+    ...(flags["cap-add"] ? { capAdd: list(flags["cap-add"]) } : {}),
+    ...(flags["cap-drop"] ? { capDrop: list(flags["cap-drop"]) } : {}),
+    ...(extra.network ? { network: extra.network as "none" | "host" } : {}),
+    ...(flags.rm ? { rm: true } : {}),
+    ...(extra.restart ? { restart: extra.restart } : {}),
+    tty,
+    interactive: flags.interactive === true,
+    ...(tty && Deno.stdin.isTerminal() ? { consoleSize: Deno.consoleSize() } : {}),
+  };
+}
+
+/** `run -d`: create, start under a supervisor, print the id. */
+async function runDetached(
+  imageArg: string,
+  cmd: string[],
+  flags: ParsedArgs["flags"],
+  ctx: CliContext,
+  extra: { network?: string; pidsLimit?: number; restart?: RestartPolicy },
+): Promise<number> {
+  const store = await ctx.store();
+  const imageName = await resolveArchive(store, imageArg, flags);
+  await ensureImage(store, imageName, imageArg !== imageName, flags, ctx);
+  const container = await store.create(imageName, await containerOptions(cmd, flags, extra));
+  const cidfile = flags.cidfile as string | undefined;
+  if (cidfile !== undefined) await Deno.writeTextFile(cidfile, container.id, { createNew: true });
+  try {
+    await container.start();
+  } catch (e) {
+    if (flags.rm) await container.remove({ force: true }).catch(() => {});
+    throw e;
+  }
+  ctx.out(`${container.id}\n`);
+  return 0;
+}
+
+/**
+ * `--pull missing` (default): pulls the image when the store lacks it, saying so as docker does;
+ * `always` pulls first; `never` leaves it to the run to report a missing image. Progress goes to
+ * stderr, so that the container's stdout stays its own.
+ */
+async function ensureImage(
+  store: Store,
+  name: string,
+  fromArchive: boolean,
+  flags: ParsedArgs["flags"],
+  ctx: CliContext,
+): Promise<void> {
+  const policy = (flags.pull as string | undefined) ?? "missing";
+  if (policy === "never" || fromArchive) return;
+  if (policy === "missing") {
+    try {
+      await store.resolve(name);
+      return;
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+    }
+    let ref;
+    try {
+      ref = parseReference(name);
+    } catch {
+      return; // not a name a registry could serve: the run reports "No such image"
+    }
+    ctx.err(`Unable to find image '${familiarString(ref)}' locally\n`);
+  }
+  const { PullProgress } = await import("./_progress.ts");
+  const tty = Deno.stderr.isTerminal();
+  let columns = 80;
+  try {
+    columns = Deno.consoleSize().columns;
+  } catch { /* not a terminal */ }
+  const progress = new PullProgress({ out: ctx.err, tty, columns });
+  const image = await store.pull(name, {
+    ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
+    onProgress: (e) => progress.handle(e),
+  });
+  ctx.err(`Digest: ${image.digest}\n`);
+  ctx.err(
+    `Status: ${
+      image.upToDate ? "Image is up to date" : "Downloaded newer image"
+    } for ${image.name}\n`,
+  );
+}
+
+/** `docker-archive:FILE` / `oci-archive:FILE`: loaded (verified) first; the image name to run. */
+async function resolveArchive(
+  store: Store,
+  imageArg: string,
+  flags: ParsedArgs["flags"],
+): Promise<string> {
+  const archive = /^(docker-archive|oci-archive):(.+)$/.exec(imageArg);
+  if (!archive) return imageArg;
+  const file = archive[2];
+  const stat = await Deno.stat(file).catch(() => undefined);
+  if (!stat?.isFile) throw new TypeError(`Cannot load "${file}": no such file`);
+  const loaded = await store.load(fileReadable(file), {
+    name: file,
+    ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
+  });
+  return loaded[0].tags[0] ?? loaded[0].id;
+}
 
 /** Reads `--env-file` files (docker's format; a bare `KEY` takes the caller's value). */
 async function readEnvFiles(paths: string[]): Promise<string[]> {

@@ -70,6 +70,8 @@ export interface ContainerRecord {
   restartPolicy?: RestartPolicy;
   /** Restarts made by the supervisor. */
   restartCount?: number;
+  /** The signal `stop` sends first (the image's StopSignal; default SIGTERM). */
+  stopSignal?: string;
   /** Whether the container has a terminal (`-t`) and keeps stdin open (`-i`). */
   tty?: boolean;
   interactive?: boolean;

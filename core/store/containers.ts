@@ -81,6 +81,7 @@ export async function createContainer(
     state: { status: "created" },
     hostConfig: hostConfig(options),
     rootfs: flatten ? "copy" : "overlay",
+    ...(image.config.config?.StopSignal ? { stopSignal: image.config.config.StopSignal } : {}),
     ...(options.restart ? { restartPolicy: options.restart } : {}),
     ...(options.tty ? { tty: true } : {}),
     ...(options.interactive ? { interactive: true } : {}),

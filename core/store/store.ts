@@ -19,6 +19,9 @@ import { resolveImage } from "./resolve.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 import { ContainerDb } from "../metadata/container_db.ts";
 import { runImage, type RunImageOptions, type RunResult } from "./run_image.ts";
+import { createContainer, type CreateContainerOptions } from "./containers.ts";
+import { Container } from "./container.ts";
+import type { PulledImage, PullOptions } from "./pull.ts";
 import { discardInit } from "../runtime/_prepare_init.ts";
 import { type ImageInspect, inspectImage } from "./inspect_image.ts";
 import type { ArchiveImage } from "../transport/archive_reader.ts";
@@ -418,6 +421,85 @@ export class Store {
       throw e;
     }
     return await runImage(this, image, { ...options, imageName: name });
+  }
+
+  /**
+   * `pull`: the image `ref` names from its registry (or a mirror), verified, unpacked and
+   * recorded with its RepoDigest. See {@linkcode pullImage} for the options.
+   *
+   * @example
+   * ```ts ignore
+   * import { Store } from "@berth/berth";
+   * const store = await Store.open();
+   * const image = await store.pull("localhost:5000/app:1");
+   * console.log(image.id, image.repoDigest);
+   * ```
+   */
+  async pull(ref: string, options: PullOptions = {}): Promise<PulledImage> {
+    // The registry client loads only when something is pulled.
+    const { pullImage } = await import("./pull.ts");
+    return await pullImage(this, ref, options);
+  }
+
+  /**
+   * `create`: a container from the image `name` names, not started (see `Container.start`).
+   *
+   * @example
+   * ```ts ignore
+   * import { Store } from "@berth/berth";
+   * const store = await Store.open();
+   * const c = await store.create("busybox", { command: ["sleep", "60"], name: "nap" });
+   * await c.start();
+   * await c.stop({ timeout: 1 });
+   * await c.remove();
+   * ```
+   */
+  async create(name: string, options: CreateContainerOptions = {}): Promise<Container> {
+    const image = await this.image(await this.resolve(name));
+    const record = await createContainer(this, image, { ...options, imageName: name });
+    return new Container(this, record);
+  }
+
+  /**
+   * The container `nameOrId` names (a name, a full id or a unique id prefix), its state made
+   * truthful. Throws `NotFoundError` (`No such container: x`).
+   *
+   * @example
+   * ```ts ignore
+   * import { Store } from "@berth/berth";
+   * const store = await Store.open();
+   * const c = await store.container("nap");
+   * console.log(c.record.state.status);
+   * ```
+   */
+  async container(nameOrId: string): Promise<Container> {
+    const c = new Container(this, await this.containers.resolve(nameOrId));
+    await c.refresh();
+    return c;
+  }
+
+  /**
+   * Every container (states made truthful), newest first.
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const root = await Deno.makeTempDir();
+   * const store = await Store.open({ root });
+   * console.log((await store.listContainers()).length); // 0
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async listContainers(): Promise<Container[]> {
+    const out: Container[] = [];
+    for (const record of await this.containers.list()) {
+      const c = new Container(this, record);
+      try {
+        await c.refresh();
+        out.push(c);
+      } catch { /* removed meanwhile (--rm) */ }
+    }
+    return out.sort((a, b) => b.record.created.localeCompare(a.record.created));
   }
 
   /**

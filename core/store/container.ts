@@ -1,0 +1,261 @@
+/**
+ * A handle on one container for the library and the CLI: state (truthful after crashes), start,
+ * stop, kill, wait, logs, exec, remove, inspect.
+ *
+ * @module
+ */
+import type { Store } from "./store.ts";
+import type { ContainerRecord } from "../metadata/container_db.ts";
+import { ConflictError } from "../errors.ts";
+import { processAlive, readSpec } from "./containers.ts";
+import { type ContainerInspect, inspectContainer } from "./inspect_container.ts";
+import { type LogEntry, readLogs, type ReadLogsOptions } from "./container_logs.ts";
+import { logPath, spawnSupervisor } from "./supervisor.ts";
+
+/** Options of {@linkcode Container.stop}. */
+export interface StopOptions {
+  /** Seconds to wait after the stop signal before SIGKILL (docker's default 10). */
+  timeout?: number;
+  /** The stop signal; default the image's StopSignal, else SIGTERM. */
+  signal?: Deno.Signal;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+  SIGCHLD: 17,
+  SIGCONT: 18,
+  SIGSTOP: 19,
+  SIGTSTP: 20,
+  SIGTTIN: 21,
+  SIGTTOU: 22,
+  SIGURG: 23,
+  SIGXCPU: 24,
+  SIGXFSZ: 25,
+  SIGVTALRM: 26,
+  SIGPROF: 27,
+  SIGWINCH: 28,
+  SIGIO: 29,
+  SIGPWR: 30,
+  SIGSYS: 31,
+};
+
+/** Parses docker's signal forms: `KILL`, `SIGKILL`, `9`. Throws `TypeError`. */
+export function parseSignal(value: string): Deno.Signal {
+  const upper = value.toUpperCase();
+  const name = /^\d+$/.test(value)
+    ? Object.keys(SIGNAL_NUMBERS).find((k) => SIGNAL_NUMBERS[k] === Number(value))
+    : upper.startsWith("SIG")
+    ? upper
+    : `SIG${upper}`;
+  if (!name || !(name in SIGNAL_NUMBERS)) throw new TypeError(`Invalid signal: ${value}`);
+  return name as Deno.Signal;
+}
+
+/** A container of a store. Get one with `Store.container(nameOrId)`. */
+export class Container {
+  readonly #store: Store;
+  #record: ContainerRecord;
+
+  /** @internal */
+  constructor(store: Store, record: ContainerRecord) {
+    this.#store = store;
+    this.#record = record;
+  }
+
+  /** The 64-hex id. */
+  get id(): string {
+    return this.#record.id;
+  }
+
+  /** The name. */
+  get name(): string {
+    return this.#record.name;
+  }
+
+  /** The record as last read (see {@linkcode Container.refresh}). */
+  get record(): ContainerRecord {
+    return this.#record;
+  }
+
+  /** True while the container's process runs. */
+  get running(): boolean {
+    return this.#record.state.status === "running" || this.#record.state.status === "restarting";
+  }
+
+  /**
+   * Re-reads the record and makes it truthful: a container recorded as running whose process is
+   * gone (its supervisor or engine was killed; a pid reused by another process does not count)
+   * is recorded as exited, its cgroup removed, and with `--rm` the container itself.
+   */
+  async refresh(): Promise<ContainerRecord> {
+    const db = this.#store.containers;
+    let r = await db.read(this.id);
+    if (r.state.status === "running" || r.state.status === "restarting") {
+      const alive = processAlive(r.state.pid, r.state.pidStart);
+      const monitorAlive = processAlive(r.state.monitorPid, r.state.monitorStart);
+      if (!alive && !monitorAlive) {
+        const who = r.state.monitorPid !== undefined
+          ? "its supervisor"
+          : "the berth process running it";
+        r = await db.update(this.id, (x) => {
+          x.state = {
+            ...x.state,
+            status: "exited",
+            exitCode: x.state.exitCode ?? 137,
+            error: `${who} died`,
+            finishedAt: x.state.finishedAt ?? new Date().toISOString(),
+          };
+          delete x.state.pid;
+          delete x.state.pidStart;
+          delete x.state.monitorPid;
+          delete x.state.monitorStart;
+        });
+        await removeCgroups(r.cgroupDirs ?? []);
+        if (r.hostConfig.AutoRemove) await db.remove(r);
+      }
+    }
+    this.#record = r;
+    return r;
+  }
+
+  /** Starts a created or exited container under a supervisor; resolves once it runs. */
+  async start(): Promise<void> {
+    await this.refresh();
+    if (this.running) return; // docker: starting a running container is a no-op
+    await spawnSupervisor(this.#store, this.#record);
+    await this.refresh();
+  }
+
+  /** Sends `signal` (default SIGKILL) to the container's first process. */
+  async kill(signal: Deno.Signal = "SIGKILL", options: { stop?: boolean } = {}): Promise<void> {
+    await this.refresh();
+    const { pid } = this.#record.state;
+    if (!this.running || pid === undefined) {
+      throw new ConflictError(`Container ${this.id.slice(0, 12)} is not running`);
+    }
+    await this.#store.containers.update(this.id, (r) => {
+      r.state.stopRequested = options.stop ?? (signal === "SIGKILL" || signal === "SIGTERM");
+    });
+    try {
+      Deno.kill(pid, signal);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+
+  /**
+   * `stop`: the stop signal, then SIGKILL after `timeout` seconds; resolves when it has exited.
+   * A container that is not running is left alone.
+   */
+  async stop(options: StopOptions = {}): Promise<void> {
+    await this.refresh();
+    if (!this.running) return;
+    const signal = options.signal ?? this.#stopSignal();
+    await this.kill(signal, { stop: true }).catch(() => {});
+    const deadline = Date.now() + (options.timeout ?? 10) * 1000;
+    while (Date.now() < deadline) {
+      if (!(await this.refresh(), this.#processRuns())) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    if (this.#processRuns()) await this.kill("SIGKILL", { stop: true }).catch(() => {});
+    await this.wait();
+  }
+
+  /** Resolves with the exit code once the container has exited. */
+  async wait(options: { signal?: AbortSignal } = {}): Promise<number> {
+    for (;;) {
+      await this.refresh();
+      if (!this.running) return this.#record.state.exitCode ?? 0;
+      options.signal?.throwIfAborted();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** The container's log entries (stdout and stderr apart), optionally following. */
+  logs(options: Omit<ReadLogsOptions, "running"> = {}): AsyncGenerator<LogEntry> {
+    return readLogs(logPath(this.#store, this.id), {
+      ...options,
+      running: async () => (await this.refresh(), this.running),
+    });
+  }
+
+  /**
+   * Removes the container; a running one only with `force` (killed first). Its upper dir, logs
+   * and record go; its cgroup too when a crash left it.
+   */
+  async remove(options: { force?: boolean } = {}): Promise<void> {
+    await this.refresh().catch(() => this.#record);
+    if (this.running) {
+      if (!options.force) {
+        throw new ConflictError(
+          `You cannot remove a running container ${this.id}. Stop the container before ` +
+            `attempting removal or force remove`,
+        );
+      }
+      await this.kill("SIGKILL", { stop: true }).catch(() => {});
+      await this.wait();
+    }
+    await removeCgroups(this.#record.cgroupDirs ?? []);
+    await this.#store.containers.remove(this.#record);
+  }
+
+  /** docker's `container inspect` shape. */
+  async inspect(): Promise<ContainerInspect> {
+    await this.refresh();
+    const spec = await readSpec(this.#store, this.#record).catch(() => undefined);
+    const dir = this.#store.containers.path(this.id);
+    return inspectContainer(this.#record, spec, {
+      upper: `${dir}/upper`,
+      work: `${dir}/work`,
+      lowers: [...this.#record.snapshots].reverse().map((c) => this.#store.snapshots.path(c)),
+    });
+  }
+
+  #processRuns(): boolean {
+    return processAlive(this.#record.state.pid, this.#record.state.pidStart);
+  }
+
+  #stopSignal(): Deno.Signal {
+    try {
+      return this.#record.stopSignal ? parseSignal(this.#record.stopSignal) : "SIGTERM";
+    } catch {
+      return "SIGTERM";
+    }
+  }
+}
+
+/** Removes cgroup dirs a dead container left (killing what still runs in them). */
+async function removeCgroups(dirs: readonly string[]): Promise<void> {
+  for (const dir of dirs) {
+    if (!dir.includes("/berth/")) continue;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      try {
+        await Deno.remove(dir);
+        break;
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) break;
+        const procs = await Deno.readTextFile(`${dir}/cgroup.procs`).catch(() => "");
+        for (const p of procs.split("\n").filter(Boolean)) {
+          try {
+            Deno.kill(Number(p), "SIGKILL");
+          } catch { /* gone */ }
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+}

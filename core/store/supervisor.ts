@@ -1,0 +1,174 @@
+/**
+ * The supervisor of a detached container (`run -d`, `start`): berth itself in a hidden monitor
+ * mode (`berth __monitor ROOT ID`), like conmon or containerd's shim. It leaves the caller's
+ * session, runs the container with its stdout and stderr going to the json-file log, records its
+ * state, restarts it as its `--restart` policy says for as long as the supervisor lives, and
+ * removes it at the end when it was started with `--rm`. The container's init dies with its
+ * supervisor (PR_SET_PDEATHSIG), so a killed supervisor never leaves an unwatched container.
+ *
+ * @module
+ */
+import type { Store } from "./store.ts";
+import type { ContainerRecord } from "../metadata/container_db.ts";
+import { ContainerStartError } from "../runtime/start_error.ts";
+import { processStartTime, startContainer } from "./containers.ts";
+import { LogWriter } from "./container_logs.ts";
+import { close, dup3, openat } from "../../ffi/fs.ts";
+import { setsid } from "../../ffi/process.ts";
+import { AT_FDCWD, O_CLOEXEC, O_WRONLY } from "../../ffi/constants.ts";
+
+/** The monitor's first (and only) message to the process that spawned it. */
+type Hello = { started: true; pid: number } | { error: string; code: number };
+
+/** The command line that runs berth itself in `mode` (compiled, or under `deno run`). */
+export function selfCommand(mode: string): { command: string; args: string[] } {
+  if (Deno.build.standalone) return { command: Deno.execPath(), args: [mode] };
+  const main = new URL("../../main.ts", import.meta.url).pathname;
+  return { command: Deno.execPath(), args: ["run", "-A", "--quiet", main, mode] };
+}
+
+/** Log file of a container. */
+export function logPath(store: Store, id: string): string {
+  return `${store.containers.path(id)}/container.log`;
+}
+
+/**
+ * Starts the supervisor of the created (or exited) container `record` and waits until the
+ * container runs (resolving with its host pid) or could not start (throwing
+ * `ContainerStartError` with docker's exit code). The supervisor then lives on alone.
+ */
+export async function spawnSupervisor(store: Store, record: ContainerRecord): Promise<number> {
+  const { command, args } = selfCommand("__monitor");
+  const child = new Deno.Command(command, {
+    args: [...args, store.root, record.id],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+  }).spawn();
+  const reader = child.stdout.getReader();
+  let text = "";
+  const decoder = new TextDecoder();
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+    child.unref();
+  }
+  const line = text.split("\n")[0];
+  let hello: Hello;
+  try {
+    hello = JSON.parse(line);
+  } catch {
+    const status = await child.status;
+    throw new ContainerStartError(
+      `the supervisor of container ${
+        record.id.slice(0, 12)
+      } exited (${status.code}) before starting it`,
+    );
+  }
+  if ("error" in hello) throw new ContainerStartError(hello.error, hello.code);
+  return hello.pid;
+}
+
+/** Restart delay after the n-th restart: docker's 100 ms, doubling, at most 1 minute. */
+function backoff(n: number): number {
+  return Math.min(100 * 2 ** n, 60_000);
+}
+
+/** Whether the policy restarts a container that exited with `code` after `restarts` restarts. */
+function shouldRestart(record: ContainerRecord, code: number, restarts: number): boolean {
+  const policy = record.restartPolicy;
+  if (!policy || policy.name === "no" || record.state.stopRequested) return false;
+  if (policy.name === "on-failure") {
+    return code !== 0 && (policy.maximumRetryCount === undefined ||
+      policy.maximumRetryCount === 0 || restarts < policy.maximumRetryCount);
+  }
+  return true; // always, unless-stopped (a stop sets stopRequested)
+}
+
+/** The monitor mode's entry: `berth __monitor ROOT ID`. */
+export async function monitor(args: string[]): Promise<void> {
+  const [root, id] = args;
+  try {
+    setsid(); // no controlling terminal, no SIGHUP when the caller's session ends
+  } catch { /* already a session leader */ }
+  const { Store } = await import("./store.ts");
+  const store = await Store.open({ root });
+  const hello = (message: Hello) => {
+    // One line to the `run -d` that waits for it; then stdout goes to /dev/null so that nothing
+    // later can fail on a pipe whose reader is gone.
+    writeStdout(new TextEncoder().encode(JSON.stringify(message) + "\n"));
+    silenceStdout();
+  };
+  let record = await store.containers.update(id, (r) => {
+    r.state.monitorPid = Deno.pid;
+    r.state.monitorStart = processStartTime(Deno.pid);
+    r.state.stopRequested = false;
+  });
+  const log = await LogWriter.open(logPath(store, id));
+  let said = false;
+  try {
+    for (let restarts = record.restartCount ?? 0;;) {
+      let code: number;
+      try {
+        const result = await startContainer(store, record, {
+          stdin: "null",
+          stdout: log.sink("stdout") as never,
+          stderr: log.sink("stderr") as never,
+          onStart: (pid) => {
+            if (!said) hello({ started: true, pid });
+            said = true;
+          },
+        });
+        code = result.exitCode;
+      } catch (e) {
+        const code = (e as { exitCode?: number }).exitCode ?? 125;
+        if (!said) hello({ error: (e as Error).message, code });
+        said = true;
+        return;
+      }
+      record = await store.containers.read(id);
+      if (!shouldRestart(record, code, restarts)) break;
+      restarts++;
+      record = await store.containers.update(id, (r) => {
+        r.restartCount = restarts;
+        r.state.status = "restarting";
+      });
+      await new Promise((r) => setTimeout(r, backoff(restarts - 1)));
+      record = await store.containers.read(id);
+      if (record.state.stopRequested) break;
+    }
+  } finally {
+    log.close();
+    if (!said) hello({ error: `container ${id.slice(0, 12)} did not start`, code: 125 });
+    const final = await store.containers.read(id).catch(() => undefined);
+    if (final) {
+      await store.containers.update(id, (r) => {
+        delete r.state.monitorPid;
+        delete r.state.monitorStart;
+      }).catch(() => {});
+      if (final.hostConfig.AutoRemove) await store.containers.remove(final).catch(() => {});
+    }
+  }
+}
+
+function writeStdout(bytes: Uint8Array): void {
+  try {
+    let n = 0;
+    while (n < bytes.byteLength) n += Deno.stdout.writeSync(bytes.subarray(n));
+  } catch { /* the caller is gone */ }
+}
+
+/** Points fd 1 at /dev/null. */
+function silenceStdout(): void {
+  try {
+    const fd = openat(AT_FDCWD, "/dev/null", O_WRONLY | O_CLOEXEC);
+    dup3(fd, 1);
+    close(fd);
+  } catch { /* keep the pipe */ }
+}
