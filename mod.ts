@@ -25,6 +25,7 @@
  */
 export {
   DEFAULT_ROOT,
+  type DiskUsage,
   type ImageSummary,
   type ImportRootfsOptions,
   type LoadedImage,

@@ -6,18 +6,7 @@
 import type { Command } from "./_command.ts";
 import { confirm } from "./_confirm.ts";
 import { humanSize } from "./_human.ts";
-
-async function dirSize(path: string): Promise<number> {
-  let total = 0;
-  try {
-    for await (const e of Deno.readDir(path)) {
-      const p = `${path}/${e.name}`;
-      const st = await Deno.lstat(p);
-      total += e.isDirectory ? await dirSize(p) : st.size;
-    }
-  } catch { /* gone */ }
-  return total;
-}
+import { dirSize } from "../store/dir_size.ts";
 
 /** The `container prune` command. */
 export const command: Command = {

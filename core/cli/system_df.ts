@@ -16,22 +16,34 @@ export const command: Command = {
   },
   async run({ flags }, ctx) {
     const df = await (await ctx.store()).df();
-    const pct = df.size > 0 ? ` (${Math.round((df.reclaimable / df.size) * 100)}%)` : "";
-    const row = {
-      Type: "Images",
-      TotalCount: String(df.images),
-      Active: String(df.active),
-      Size: humanSize(df.size),
-      Reclaimable: `${humanSize(df.reclaimable)}${pct}`,
-    };
+    const pct = (part: number, whole: number) =>
+      whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : "";
+    const rows = [
+      {
+        Type: "Images",
+        TotalCount: String(df.images),
+        Active: String(df.active),
+        Size: humanSize(df.size),
+        Reclaimable: `${humanSize(df.reclaimable)}${pct(df.reclaimable, df.size)}`,
+      },
+      {
+        Type: "Containers",
+        TotalCount: String(df.containers),
+        Active: String(df.running),
+        Size: humanSize(df.containerSize),
+        Reclaimable: `${humanSize(df.containerReclaimable)}${
+          pct(df.containerReclaimable, df.containerSize)
+        }`,
+      },
+    ];
     if (flags.format === "json") {
-      ctx.out(JSON.stringify(row) + "\n");
+      ctx.out(rows.map((r) => JSON.stringify(r) + "\n").join(""));
       return 0;
     }
     ctx.out(
       table([
         ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
-        [row.Type, row.TotalCount, row.Active, row.Size, row.Reclaimable],
+        ...rows.map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable]),
       ]) + "\n",
     );
     return 0;

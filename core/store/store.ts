@@ -21,6 +21,7 @@ import { ContainerDb } from "../metadata/container_db.ts";
 import { runImage, type RunImageOptions, type RunResult } from "./run_image.ts";
 import { createContainer, type CreateContainerOptions } from "./containers.ts";
 import { Container } from "./container.ts";
+import { dirSize } from "./dir_size.ts";
 import type { PulledImage, PullOptions } from "./pull.ts";
 import { discardInit } from "../runtime/_prepare_init.ts";
 import { type ImageInspect, inspectImage } from "./inspect_image.ts";
@@ -128,6 +129,29 @@ export interface ImportRootfsOptions {
   message?: string;
   /** Platform to record; default the host's. */
   platform?: Platform;
+}
+
+/**
+ * What `system df` reports (bytes).
+ *
+ * @example
+ * ```ts
+ * import type { DiskUsage } from "@berth/berth";
+ * const line = (d: DiskUsage) => `${d.images} images, ${d.containers} containers (${d.running} up)`;
+ * ```
+ */
+export interface DiskUsage {
+  /** Images, and how many of them containers use. */
+  images: number;
+  active: number;
+  /** Unique blob bytes, and those no tagged image needs. */
+  size: number;
+  reclaimable: number;
+  /** Containers, running ones, their own bytes (upper dirs, logs), and stopped ones' bytes. */
+  containers: number;
+  running: number;
+  containerSize: number;
+  containerReclaimable: number;
 }
 
 /**
@@ -788,7 +812,7 @@ export class Store {
    * await Deno.remove(dir, { recursive: true });
    * ```
    */
-  async df(): Promise<{ images: number; active: number; size: number; reclaimable: number }> {
+  async df(): Promise<DiskUsage> {
     const data = await this.imageDb.read();
     const tagged = data.images.filter((i) => i.repoTags.length > 0);
     const kept = await this.#liveBlobs({ version: 1, images: tagged });
@@ -798,9 +822,25 @@ export class Store {
       size += blob.size;
       if (!kept.has(blob.digest)) reclaimable += blob.size;
     }
-    const used = new Set((await this.containers.list()).map((c) => c.imageId));
-    const active = data.images.filter((i) => used.has(i.id)).length;
-    return { images: data.images.length, active, size, reclaimable };
+    const containers = await this.listContainers();
+    const used = new Set(containers.map((c) => c.record.imageId));
+    let containerSize = 0;
+    let containerReclaimable = 0;
+    for (const c of containers) {
+      const n = await dirSize(this.containers.path(c.id));
+      containerSize += n;
+      if (!c.running) containerReclaimable += n;
+    }
+    return {
+      images: data.images.length,
+      active: data.images.filter((i) => used.has(i.id)).length,
+      size,
+      reclaimable,
+      containers: containers.length,
+      running: containers.filter((c) => c.running).length,
+      containerSize,
+      containerReclaimable,
+    };
   }
 }
 
