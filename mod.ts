@@ -58,7 +58,12 @@ export {
   getCredentials,
   storeCredentials,
 } from "./core/auth/credentials.ts";
-export { Container, parseSignal, type StopOptions } from "./core/store/container.ts";
+export {
+  Container,
+  type ContainerExecOptions,
+  parseSignal,
+  type StopOptions,
+} from "./core/store/container.ts";
 export type { CreateContainerOptions } from "./core/store/containers.ts";
 export type { LogEntry } from "./core/store/container_logs.ts";
 export type { ContainerInspect } from "./core/store/inspect_container.ts";

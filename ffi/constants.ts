@@ -301,6 +301,12 @@ export const SCM_RIGHTS = 1;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
 /** Do not raise SIGPIPE. */
 export const MSG_NOSIGNAL = 0x4000;
+/** recvmsg: look at the message, leave it queued. */
+export const MSG_PEEK = 0x2;
+/** recvmsg: return the real length of a datagram longer than the buffer. */
+export const MSG_TRUNC = 0x20;
+/** setsockopt: the send buffer size, above the system's maximum (CAP_NET_ADMIN). */
+export const SO_SNDBUFFORCE = 32;
 
 // poll(2)
 /** Data to read. */
@@ -361,6 +367,16 @@ export const SIGNALS: Readonly<Record<string, number>> = {
 };
 /** SIGKILL. */
 export const SIGKILL = 9;
+/** SIGSTOP. */
+export const SIGSTOP = 19;
+/** The highest signal number (SIGRTMAX). */
+export const SIGRTMAX = 64;
+/** A signal disposition: the default action. */
+export const SIG_DFL = 0;
+/** A signal disposition: ignored. */
+export const SIG_IGN = 1;
+/** `rt_sigprocmask`: replace the mask. */
+export const SIG_SETMASK = 2;
 
 // bpf(2)
 /** Load a program. */

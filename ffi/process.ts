@@ -83,3 +83,29 @@ export function setdomainname(name: string): void {
 export function umask(mask: number): number {
   return call("umask", undefined, mask);
 }
+
+/**
+ * `rt_sigaction(2)` for dispositions only: returns the handler of signal `sig` (0 = `SIG_DFL`,
+ * 1 = `SIG_IGN`, else a handler's address) and, when `disposition` is given, sets it to that
+ * (`SIG_DFL` or `SIG_IGN`, no flags, empty mask). Acts on the whole process.
+ */
+export function sigaction(sig: number, disposition?: 0 | 1): bigint {
+  // struct sigaction of the kernel: handler, flags, (restorer,) mask: all zero is SIG_DFL
+  const next = disposition === undefined
+    ? null
+    : new BigUint64Array([BigInt(disposition), 0n, 0n, 0n]);
+  const old = new BigUint64Array(4);
+  call("rt_sigaction", sig, sig, addr(next), addr(old), 8);
+  return old[0];
+}
+
+/**
+ * `rt_sigprocmask(2)`: changes the calling thread's blocked signals (`how`: `SIG_BLOCK` 0,
+ * `SIG_UNBLOCK` 1, `SIG_SETMASK` 2; bit n-1 of `set` = signal n); returns the previous mask.
+ */
+export function sigprocmask(how: number, set: bigint): bigint {
+  const next = new BigUint64Array([set]);
+  const old = new BigUint64Array(1);
+  call("rt_sigprocmask", how, how, addr(next), addr(old), 8);
+  return old[0];
+}

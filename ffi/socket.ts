@@ -7,7 +7,7 @@
 import { call } from "./_call.ts";
 import { addr, syscallAsync } from "./_libc.ts";
 import { NR } from "./_syscall_numbers.ts";
-import { MSG_CMSG_CLOEXEC, SCM_RIGHTS, SOL_SOCKET } from "./constants.ts";
+import { MSG_CMSG_CLOEXEC, MSG_PEEK, MSG_TRUNC, SCM_RIGHTS, SOL_SOCKET } from "./constants.ts";
 import { SyscallError } from "./syscall_error.ts";
 
 /** `socket(2)`; returns the fd. */
@@ -86,6 +86,21 @@ export function recvmsg(fd: number, size = 4096, maxFds = 4, flags = 0): Receive
     off += (len + 7) & ~7;
   }
   return { data: data.slice(0, n), fds };
+}
+
+/**
+ * The length of the next datagram queued on `fd` (0 at end of stream), without receiving it
+ * (`recvmsg` with `MSG_PEEK | MSG_TRUNC`, no descriptors taken).
+ */
+export function nextMessageLength(fd: number): number {
+  const { hdr } = msghdr(new Uint8Array(1), null);
+  return call("recvmsg", fd, fd, addr(hdr), MSG_PEEK | MSG_TRUNC);
+}
+
+/** `setsockopt(2)` of an int option. */
+export function setsockopt(fd: number, level: number, name: number, value: number): void {
+  const v = new Int32Array([value]);
+  call("setsockopt", fd, fd, level, name, addr(v), 4);
 }
 
 function pollfds(fds: readonly { fd: number; events: number }[]): Uint8Array<ArrayBuffer> {

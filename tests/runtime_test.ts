@@ -10,6 +10,8 @@ import {
   type ContainerResult,
   discardInit,
   prepareInit,
+  processAlive,
+  processStartTime,
   runContainer,
   type RunContainerOptions,
 } from "../core/runtime/run.ts";
@@ -635,4 +637,126 @@ test("runtime: the container dies with its engine (PR_SET_PDEATHSIG)", async () 
   for (const d of cgroupDirs(p.id)) if (exists(d)) Deno.removeSync(d);
   Deno.removeSync(p.bundle, { recursive: true });
   await assertClean(p.id, p.bundle, p.layer);
+});
+
+test("runtime: stdout and stderr streamed to sinks, apart, as they come", async () => {
+  // the container goes on only once the test has received its first lines (or gives up after
+  // 10 s): proof that they came while it ran
+  const got: string[] = [];
+  let pid = 0;
+  const sink = (name: string) =>
+    new WritableStream<Uint8Array>({
+      write(chunk) {
+        for (const line of new TextDecoder().decode(chunk).trim().split("\n")) {
+          got.push(`${name}:${line}`);
+        }
+        go();
+      },
+    });
+  // the lines may come before onStart
+  const go = () => {
+    if (pid && got.includes("out:one") && got.includes("err:two")) {
+      Deno.writeTextFileSync(`/proc/${pid}/root/tmp/go`, "");
+    }
+  };
+  const script = "echo one; echo two >&2; i=0; " +
+    "while [ ! -e /tmp/go ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; " +
+    "[ -e /tmp/go ] && echo three || echo timeout";
+  const { result } = await run(sh(script), {}, {
+    stdout: sink("out"),
+    stderr: sink("err"),
+    onStart: (p) => {
+      pid = p;
+      go();
+    },
+  });
+  assert.equal(result.exitCode, 0);
+  assert.equal(result.stdout, undefined);
+  assert.equal(result.stderr, undefined);
+  assert.deepEqual(got.sort(), ["err:two", "out:one", "out:three"]);
+
+  // with a terminal, its output goes to the stdout sink
+  let tty = "";
+  const t = await run(sh("echo hi; echo there >&2"), { tty: true }, {
+    stdout: new WritableStream({ write: (c) => void (tty += new TextDecoder().decode(c)) }),
+    stderr: new WritableStream({ write: () => assert.fail("stderr with a terminal") }),
+  });
+  assert.equal(t.result.exitCode, 0);
+  assert.equal(tty, "hi\r\nthere\r\n");
+
+  // a sink that fails is dropped: the container goes on (no SIGPIPE) and exits normally
+  const failing = await run(
+    sh("for i in $(seq 1 2000); do echo line $i; done; echo done >&2"),
+    {},
+    {
+      stdout: new WritableStream({
+        write: () => {
+          throw new Error("disk full");
+        },
+      }),
+    },
+  );
+  assert.equal(failing.result.exitCode, 0);
+  assert.equal(failing.err, "done\n");
+});
+
+test("runtime: onStart gives the pid and its start time; processAlive", async () => {
+  let info: { pid: number; startTime: string } | undefined;
+  let aliveAtStart = false;
+  const { result } = await run(["sleep", "0.2"], {}, {
+    onStart: (pid, i) => {
+      info = i;
+      assert.equal(i.pid, pid);
+      aliveAtStart = processAlive(pid, i.startTime);
+    },
+  });
+  assert.equal(result.exitCode, 0);
+  assert.ok(info && /^\d+$/.test(info.startTime), JSON.stringify(info));
+  assert.ok(aliveAtStart);
+  assert.equal(processAlive(info!.pid, info!.startTime), false);
+});
+
+test("runtime: processStartTime reads field 22 whatever the command's name", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "berth-comm-" });
+  try {
+    // comm "a) b (c d) 1 2": spaces and parentheses, and digits where fields would be
+    const exe = `${dir}/a) b (c d) 1 2`;
+    Deno.copyFileSync("/bin/sleep", exe);
+    Deno.chmodSync(exe, 0o755);
+    const child = new Deno.Command(exe, { args: ["5"] }).spawn();
+    try {
+      let stat = "";
+      for (let i = 0; i < 100 && !stat.includes("(a) b (c d) 1 2)"); i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        stat = Deno.readTextFileSync(`/proc/${child.pid}/stat`);
+      }
+      assert.ok(stat.includes("(a) b (c d) 1 2)"), stat);
+      const start = processStartTime(child.pid);
+      const expected = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+      assert.equal(start, expected);
+      assert.notEqual(start, stat.split(" ")[21]); // a naive split is fooled
+      assert.ok(Number(start) >= Number(processStartTime(Deno.pid)));
+      assert.ok(processAlive(child.pid, start!));
+      assert.equal(processAlive(child.pid, String(Number(start) + 1)), false);
+      child.kill("SIGKILL");
+      await child.status;
+      assert.equal(processStartTime(child.pid), undefined);
+      assert.equal(processAlive(child.pid, start!), false);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+      await child.status;
+    }
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+  assert.equal(processStartTime(-1), undefined);
+  assert.equal(processStartTime(2 ** 40), undefined);
+});
+
+test("runtime: the command starts with no signal ignored or blocked (SIGPIPE kills)", async () => {
+  // Deno's runtime ignores SIGPIPE; execve would pass that on to the container's command
+  const { out } = await run(sh("grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -c2"));
+  assert.equal(out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\n");
 });

@@ -34,6 +34,7 @@ const COMMANDS: Record<string, Loader> = {
   wait: () => import("./wait.ts"),
   rm: () => import("./rm.ts"),
   start: () => import("./start.ts"),
+  exec: () => import("./exec.ts"),
 };
 
 /** `berth image …` and `berth system …` subcommands. */
@@ -63,6 +64,7 @@ const GROUPS: Record<string, Record<string, Loader>> = {
     rm: COMMANDS.rm,
     remove: COMMANDS.rm,
     start: COMMANDS.start,
+    exec: COMMANDS.exec,
     inspect: () => import("./container_inspect.ts"),
     prune: () => import("./container_prune.ts"),
   },
@@ -83,6 +85,7 @@ Options:
 
 Commands:
   images      List images
+  exec        Execute a command in a running container
   import      Import the contents from a tarball to create a filesystem image
   inspect     Return low-level information on containers and images
   kill        Kill one or more running containers
@@ -104,7 +107,7 @@ Commands:
   prune       Remove unused data
 
 Management commands:
-  container   Manage containers (ls, run, logs, stop, kill, wait, rm, start, inspect, prune)
+  container   Manage containers (ls, run, exec, logs, stop, kill, wait, rm, start, inspect, prune)
   image       Manage images (ls, pull, rm, inspect, load, save, tag, import, prune)
   system      Manage berth (df, prune)
 

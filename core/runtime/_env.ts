@@ -50,3 +50,19 @@ export function mergeEnv(base: readonly string[], overrides: readonly string[]):
   }
   return out.filter((e): e is string => e !== undefined);
 }
+
+/**
+ * docker's `-e` values: `K=V` as is, a bare `K` takes the caller's value (`lookup`) and stays bare
+ * (which removes `K` in {@linkcode mergeEnv}) when the caller has none. TypeError for `=V` or `""`.
+ */
+export function flagEnv(
+  env: readonly string[],
+  lookup: (key: string) => string | undefined,
+): string[] {
+  return env.map((e) => {
+    if (e.startsWith("=") || e === "") throw new TypeError(`invalid environment variable: ${e}`);
+    if (e.includes("=")) return e;
+    const v = lookup(e);
+    return v === undefined ? e : `${e}=${v}`;
+  });
+}

@@ -22,6 +22,7 @@ import { chdir, close, fcntl, openat } from "../../ffi/fs.ts";
 import { setns, unshare } from "../../ffi/namespaces.ts";
 import { socketpair } from "../../ffi/socket.ts";
 import { ContainerStartError } from "./start_error.ts";
+import { processStartTime } from "./process_info.ts";
 import type { SpecNamespace } from "./spec_types.ts";
 
 /** How a stream of the container is connected. */
@@ -59,6 +60,8 @@ export interface PreparedInit {
 /** What run.ts needs of a prepared init. */
 export interface PreparedInitInternal extends PreparedInit {
   child: Deno.ChildProcess;
+  /** Its start time, read right after the spawn (execve keeps it; the init waits for its config). */
+  startTime: string;
   sync: number;
   flags: number;
   stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio };
@@ -118,7 +121,14 @@ export function prepareInit(
     for (const fd of saved) close(fd);
     close(initEnd);
   }
-  const prepared: PreparedInitInternal = { pid: child.pid, child, sync: engineEnd, flags, stdio };
+  const prepared: PreparedInitInternal = {
+    pid: child.pid,
+    child,
+    startTime: processStartTime(child.pid) ?? "",
+    sync: engineEnd,
+    flags,
+    stdio,
+  };
   return prepared;
 }
 
@@ -132,7 +142,11 @@ export async function discardInit(init: PreparedInit): Promise<void> {
   await child.status;
 }
 
-function restore(saved: number[], cwd: string): void {
+/**
+ * Returns this thread to the namespaces `saved` (fds of its own, opened before it left them) and
+ * to `cwd`; a failure leaves the thread in a container's namespaces, so the process exits (125).
+ */
+export function restore(saved: number[], cwd: string): void {
   try {
     for (const fd of saved) setns(fd, 0);
     chdir(cwd);

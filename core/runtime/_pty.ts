@@ -1,7 +1,7 @@
 /**
  * The engine's side of a container's terminal: relays the pty master to the caller's stdout (or a
- * buffer) and the caller's stdin to it (raw mode when stdin is a terminal), and passes window size
- * changes on (SIGWINCH → TIOCSWINSZ).
+ * buffer, or a sink) and the caller's stdin to it (raw mode when stdin is a terminal), and passes
+ * window size changes on (SIGWINCH → TIOCSWINSZ).
  *
  * @module
  */
@@ -38,7 +38,8 @@ export function relayPty(
   master: number,
   options: {
     stdin: "inherit" | "piped" | "null";
-    stdout: "inherit" | "piped" | "null";
+    /** A sink gets the chunks as they come (each write awaited; a failing sink is dropped). */
+    stdout: "inherit" | "piped" | "null" | WritableStream<Uint8Array>;
     input?: Uint8Array;
   },
 ): PtyRelay {
@@ -63,6 +64,8 @@ export function relayPty(
     raw = true;
   }
 
+  const sink = typeof options.stdout === "string" ? undefined : options.stdout.getWriter();
+  let sinkBroken = false;
   const output = (async () => {
     const buf = new Uint8Array(65536);
     for (;;) {
@@ -81,8 +84,15 @@ export function relayPty(
       if (options.stdout === "inherit") {
         for (let c = chunk; c.length;) c = c.subarray(Deno.stdout.writeSync(c));
       } else if (options.stdout === "piped") chunks.push(chunk);
+      else if (sink && !sinkBroken) {
+        try {
+          await sink.write(chunk);
+        } catch {
+          sinkBroken = true;
+        }
+      }
     }
-  })();
+  })().finally(() => sink?.releaseLock());
 
   if (options.stdin === "piped" && options.input?.length) {
     writeAll(master, options.input).catch(() => {/* the container closed its terminal */});

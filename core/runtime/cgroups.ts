@@ -120,6 +120,31 @@ export function cgroupMountsFor(layout: CgroupLayout): CgroupMountEntry[] {
   return out;
 }
 
+/**
+ * The `cgroup.procs` files of the cgroups process `pid` is in, one per hierarchy of the host's
+ * layout (from /proc/PID/cgroup, as this process's cgroup namespace sees it): what a process
+ * writes 0 to, to join that process's cgroups (e.g. `exec` into a container). Undefined when the
+ * process is gone.
+ */
+export function cgroupProcsFilesOf(pid: number, cgroupText?: string): string[] | undefined {
+  let text = cgroupText;
+  if (text === undefined) {
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/cgroup`);
+    } catch {
+      return undefined;
+    }
+  }
+  // the layout as seen from `pid`: each hierarchy's `own` is then pid's cgroup in it
+  const layout = detectCgroupLayout({ cgroup: text });
+  if (layout.version === "v2") return [join(layout.mountpoint, layout.own, "cgroup.procs")];
+  const files = layout.hierarchies.map((h) => join(h.mountpoint, h.own, "cgroup.procs"));
+  if (layout.unified) {
+    files.push(join(layout.unified.mountpoint, layout.unified.own, "cgroup.procs"));
+  }
+  return files;
+}
+
 function join(...parts: string[]): string {
   return parts.join("/").replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
 }

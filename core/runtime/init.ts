@@ -1,9 +1,15 @@
 /**
- * The container's first process: berth itself, started by the engine as `berth __init <json>` in
+ * The container's first process: berth itself, started by the engine as `berth __init <fd>` in
  * the container's new namespaces (DESIGN.md §3). On its main thread, synchronously, it joins the
  * cgroup, mounts the root filesystem and the spec's mounts, pivots into the root, drops privileges
  * and `execve`s the container's command, which becomes PID 1. Failures go to the engine on the sync
  * socket as one message (exit code 125, or 126/127 for a command that cannot be run).
+ *
+ * The same entry joins a process into a running container (`exec`): spawned by the engine in the
+ * container's pid, net, ipc and uts namespaces, it joins the container's cgroup, then its cgroup
+ * and mount namespaces (setns(mnt) sets root and cwd to the container's root), and goes on as
+ * above from the working directory: terminal, rlimits, privileges, `execve`. A process joined by
+ * setns alone would keep the engine's full root powers.
  *
  * Keep this module's import graph small: it is loaded on every container start.
  *
@@ -14,7 +20,9 @@ import {
   AT_EMPTY_PATH,
   AT_FDCWD,
   AT_RECURSIVE,
+  CLONE_FS,
   CLONE_NEWCGROUP,
+  CLONE_NEWNS,
   CLOSE_RANGE_CLOEXEC,
   F_SETFD,
   FD_CLOEXEC,
@@ -29,6 +37,7 @@ import {
   MS_RDONLY,
   MS_REC,
   MS_REMOUNT,
+  MSG_NOSIGNAL,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -47,7 +56,12 @@ import {
   S_IFDIR,
   S_IFMT,
   S_IFREG,
+  SIG_DFL,
+  SIG_IGN,
+  SIG_SETMASK,
   SIGKILL,
+  SIGRTMAX,
+  SIGSTOP,
   SIOCGIFFLAGS,
   SIOCSIFFLAGS,
   SOCK_CLOEXEC,
@@ -55,6 +69,7 @@ import {
 } from "../../ffi/constants.ts";
 import { capset, setgroups, setresgid, setresuid } from "../../ffi/credentials.ts";
 import {
+  chdir,
   close,
   closeRange,
   dup3,
@@ -70,9 +85,18 @@ import {
   symlinkat,
 } from "../../ffi/fs.ts";
 import { mount, mountSetattr, pivotRoot, umount2 } from "../../ffi/mount.ts";
-import { unshare } from "../../ffi/namespaces.ts";
-import { execve, prctl, sethostname, setrlimit, setsid, umask } from "../../ffi/process.ts";
-import { recvmsg, sendmsg, socket } from "../../ffi/socket.ts";
+import { setns, unshare } from "../../ffi/namespaces.ts";
+import {
+  execve,
+  prctl,
+  sethostname,
+  setrlimit,
+  setsid,
+  sigaction,
+  sigprocmask,
+  umask,
+} from "../../ffi/process.ts";
+import { nextMessageLength, recvmsg, sendmsg, socket } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
 import {
   ioctl,
@@ -82,9 +106,9 @@ import {
   ioctlSetWinsize,
 } from "../../ffi/tty.ts";
 import { capabilityMask } from "./_capabilities.ts";
-import type { InitConfig, InitMessage } from "./_init_protocol.ts";
+import type { ExecConfig, InitConfig, InitMessage, RunConfig } from "./_init_protocol.ts";
 import { parseMountOptions } from "./_mount_options.ts";
-import type { RuntimeSpec, SpecMount } from "./spec_types.ts";
+import type { RuntimeSpec, SpecMount, SpecProcess } from "./spec_types.ts";
 
 /** An init failure with the exit code docker would give it. */
 class InitError extends Error {
@@ -133,7 +157,8 @@ const encoder = new TextEncoder();
 const now = () => performance.timeOrigin + performance.now();
 
 function send(sync: number, msg: InitMessage, fds: number[] = []): void {
-  sendmsg(sync, encoder.encode(JSON.stringify(msg)), fds);
+  // MSG_NOSIGNAL: once the signals are reset, a gone engine must not kill the init by SIGPIPE
+  sendmsg(sync, encoder.encode(JSON.stringify(msg)), fds, MSG_NOSIGNAL);
 }
 
 /**
@@ -151,10 +176,12 @@ export function init(args: string[]): Promise<void> {
   try {
     fcntl(sync, F_SETFD, FD_CLOEXEC);
     marks.ffi = now();
-    const { data } = recvmsg(sync, 1 << 18, 0);
+    const { data, fds } = recvmsg(sync, Math.max(nextMessageLength(sync), 1), 2);
     if (!data.length) Deno.exit(125); // the engine went away
     const config: InitConfig = JSON.parse(new TextDecoder().decode(data));
     marks.config = now();
+    if (config.kind === "exec") join(config, fds, sync, marks);
+    for (const fd of fds) close(fd);
     start(config, sync, marks);
   } catch (e) {
     const code = e instanceof InitError ? e.code : 125;
@@ -169,7 +196,7 @@ export function init(args: string[]): Promise<void> {
   return Promise.resolve();
 }
 
-function start(config: InitConfig, sync: number, marks: Record<string, number>): never {
+function start(config: RunConfig, sync: number, marks: Record<string, number>): never {
   const spec: RuntimeSpec = JSON.parse(Deno.readTextFileSync(`${config.bundle}/config.json`));
   const proc = spec.process;
   const namespaces = new Set(spec.linux?.namespaces?.map((n) => n.type));
@@ -207,34 +234,113 @@ function start(config: InitConfig, sync: number, marks: Record<string, number>):
 
   for (const p of spec.linux?.maskedPaths ?? []) maskPath(p);
   for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p);
-  if (proc.terminal) setupTerminal(sync, spec);
+  if (proc.terminal) setupTerminal(sync, proc, true);
   if (spec.root.readonly) mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
   if (namespaces.has("uts") && spec.hostname) sethostname(spec.hostname);
   if (namespaces.has("network")) loopbackUp();
+  setRlimits(proc);
+  Deno.chdir(proc.cwd);
+  const path = lookPath(proc.args[0], proc.env ?? []);
+  marks.setup = now();
+  execProcess(proc, path, sync, config.timing ? marks : undefined);
+}
+
+/**
+ * `exec`: joins the running container (the engine spawned this process in its pid, net, ipc and
+ * uts namespaces), then runs `config.process` in it. Never returns.
+ */
+function join(
+  config: ExecConfig,
+  fds: number[],
+  sync: number,
+  marks: Record<string, number>,
+): never {
+  const proc = config.process;
+  if (fds.length !== config.namespaces.length) {
+    throw new InitError(`exec: expected ${config.namespaces.length} namespace descriptors`);
+  }
+  const ns = new Map(config.namespaces.map((n, i) => [n, fds[i]]));
+  umask(0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // the container's cgroup first (from the host's view of the cgroup filesystems), then its
+  // cgroup namespace: /proc/self/cgroup then reads "/" as the container's own does
+  for (const f of config.cgroupProcs) {
+    try {
+      Deno.writeTextFileSync(f, "0", { create: false });
+    } catch (e) {
+      throw new InitError(`join the container's cgroup ${f}: ${(e as Error).message}`);
+    }
+  }
+  if (ns.has("cgroup")) setns(ns.get("cgroup")!, CLONE_NEWCGROUP);
+  marks.cgroup = now();
+  if (ns.has("mnt")) {
+    // a thread sharing its fs_struct (every Deno thread) may not change mount namespace; the
+    // join sets this thread's root and cwd to the container's root
+    unshare(CLONE_FS);
+    setns(ns.get("mnt")!, CLONE_NEWNS);
+  }
+  for (const fd of fds) close(fd);
+  setsid();
+  marks.join = now();
+
+  if (proc.terminal) setupTerminal(sync, proc, false);
+  setRlimits(proc);
+  try {
+    chdir(proc.cwd);
+  } catch (e) {
+    const why = e instanceof SyscallError ? e.message.replace(/^[^:]*: /, "") : String(e);
+    throw new InitError(
+      `chdir to cwd (${JSON.stringify(proc.cwd)}) set in config.json failed: ${why}`,
+      126,
+    );
+  }
+  const path = lookPath(proc.args[0], proc.env ?? []);
+  marks.setup = now();
+  execProcess(proc, path, sync, config.timing ? marks : undefined);
+}
+
+/**
+ * The command starts with every signal at its default action and none blocked, as under runc:
+ * execve resets handled signals but keeps ignored ones, and Deno's runtime ignores SIGPIPE (a
+ * `yes | head` in the container would otherwise end with a write error, not SIGPIPE).
+ */
+function resetSignals(): void {
+  for (let sig = 1; sig <= SIGRTMAX; sig++) {
+    if (sig === SIGKILL || sig === SIGSTOP) continue;
+    if (sigaction(sig) === BigInt(SIG_IGN)) sigaction(sig, SIG_DFL);
+  }
+  sigprocmask(SIG_SETMASK, 0n);
+}
+
+function setRlimits(proc: SpecProcess): void {
   for (const r of proc.rlimits ?? []) {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new InitError(`unknown rlimit: ${r.type}`);
     setrlimit(resource, { soft: BigInt(r.soft), hard: BigInt(r.hard) });
   }
-  Deno.chdir(proc.cwd);
-  const env = proc.env ?? [];
-  const path = lookPath(proc.args[0], env);
-  marks.setup = now();
+}
 
-  // privileges
+// Drops privileges, reports `exec` and execs `proc` (the inherited descriptors are closed on exec).
+function execProcess(
+  proc: SpecProcess,
+  path: string,
+  sync: number,
+  marks: Record<string, number> | undefined,
+): never {
   closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
-  dropPrivileges(spec);
+  dropPrivileges(proc);
   umask(proc.user.umask ?? 0o022);
-  marks.exec = now();
-  send(sync, { t: "exec", ...(config.timing ? { marks } : {}) });
+  resetSignals();
+  if (marks) marks.exec = now();
+  send(sync, { t: "exec", ...(marks ? { marks } : {}) });
   try {
-    execve(path, proc.args, env);
+    execve(path, proc.args, proc.env ?? []);
   } catch (e) {
     throw execError(proc.args[0], e);
   }
 }
 
-function mountRootfs(config: InitConfig, target: string): void {
+function mountRootfs(config: RunConfig, target: string): void {
   const r = config.rootfs;
   if ("dir" in r) {
     mount(r.dir, target, null, MS_BIND | MS_REC);
@@ -290,7 +396,7 @@ function resolveIn(root: number, path: string, kind: "dir" | "file"): number {
 
 const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
 
-function mountOne(root: number, m: SpecMount, config: InitConfig): void {
+function mountOne(root: number, m: SpecMount, config: RunConfig): void {
   const { flags, propagation, data } = parseMountOptions(m.options);
   const bind = m.type === "bind" || (flags & MS_BIND) !== 0;
   try {
@@ -332,7 +438,7 @@ function mountOne(root: number, m: SpecMount, config: InitConfig): void {
   }
 }
 
-function mountCgroups(root: number, dest: string, flags: number, config: InitConfig): void {
+function mountCgroups(root: number, dest: string, flags: number, config: RunConfig): void {
   const entries = config.cgroupMounts;
   const at = resolveIn(root, dest, "dir");
   try {
@@ -405,18 +511,20 @@ function readonlyPath(path: string): void {
   mount(path, path, null, flags);
 }
 
-function setupTerminal(sync: number, spec: RuntimeSpec): void {
+function setupTerminal(sync: number, proc: SpecProcess, devConsole: boolean): void {
   const master = openat(AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   ioctlSetPtyLock(master, false);
   const n = ioctlGetPtyNumber(master);
   const slave = openat(AT_FDCWD, `/dev/pts/${n}`, O_RDWR | O_NOCTTY | O_CLOEXEC);
-  const size = spec.process.consoleSize;
+  const size = proc.consoleSize;
   if (size?.height && size.width) {
     ioctlSetWinsize(master, { rows: size.height, columns: size.width });
   }
-  fchown(slave, spec.process.user.uid, 0xffffffff);
-  close(openat(AT_FDCWD, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600));
-  mount(`/dev/pts/${n}`, "/dev/console", null, MS_BIND);
+  fchown(slave, proc.user.uid, 0xffffffff);
+  if (devConsole) {
+    close(openat(AT_FDCWD, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600));
+    mount(`/dev/pts/${n}`, "/dev/console", null, MS_BIND);
+  }
   send(sync, { t: "pty" }, [master]);
   close(master);
   for (const fd of [0, 1, 2]) dup3(slave, fd);
@@ -485,9 +593,9 @@ function execError(name: string, e: unknown): Error {
   return new InitError(`exec: "${name}": ${what}`, code);
 }
 
-function dropPrivileges(spec: RuntimeSpec): void {
-  const caps = spec.process.capabilities ?? {};
-  const user = spec.process.user;
+function dropPrivileges(proc: SpecProcess): void {
+  const caps = proc.capabilities ?? {};
+  const user = proc.user;
   const bounding = capabilityMask(caps.bounding);
   const last = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap"));
   for (let c = 0; c <= last; c++) {
@@ -503,5 +611,5 @@ function dropPrivileges(spec: RuntimeSpec): void {
     permitted: capabilityMask(caps.permitted),
     inheritable: capabilityMask(caps.inheritable),
   });
-  if (spec.process.noNewPrivileges) prctl(PR_SET_NO_NEW_PRIVS, 1);
+  if (proc.noNewPrivileges) prctl(PR_SET_NO_NEW_PRIVS, 1);
 }

@@ -19,9 +19,9 @@
  *
  * @module
  */
-import { MSG_NOSIGNAL, POLLIN, SIGNALS } from "../../ffi/constants.ts";
+import { MSG_NOSIGNAL, SIGNALS } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
-import { pollAsync, recvmsg, sendmsg } from "../../ffi/socket.ts";
+import { sendmsg } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
 import { Cgroup, type CgroupLayout, cgroupMountsFor, detectCgroupLayout } from "./cgroups.ts";
 import {
@@ -33,15 +33,35 @@ import {
   prepareInit,
   type Stdio,
 } from "./_prepare_init.ts";
-import { ContainerStartError } from "./start_error.ts";
 import type { RuntimeSpec } from "./spec_types.ts";
 import { etcFiles } from "./_etc_files.ts";
-import type { InitConfig, InitMessage, RootfsSource } from "./_init_protocol.ts";
+import type { RootfsSource, RunConfig } from "./_init_protocol.ts";
 import { type PtyRelay, relayPty } from "./_pty.ts";
+import {
+  awaitExec,
+  forwardSignals,
+  inputBytes,
+  onAbort,
+  type Output,
+  spawnMode,
+  startIo,
+} from "./_attach.ts";
+import { processAlive, processStartTime } from "./process_info.ts";
 
 export type { RootfsSource };
-export { discardInit, initCommand, prepareInit };
-export type { PreparedInit, Stdio };
+export { discardInit, initCommand, prepareInit, processAlive, processStartTime };
+export type { Output, PreparedInit, Stdio };
+
+/** What a supervisor records when the container's command runs (see `onStart`). */
+export interface StartInfo {
+  /** The container's host pid (its init, now the command: PID 1 in its PID namespace). */
+  pid: number;
+  /**
+   * The process's start time (field 22 of /proc/PID/stat, clock ticks since boot): with the pid,
+   * it identifies the process; see {@linkcode processAlive}.
+   */
+  startTime: string;
+}
 
 /** Options of {@linkcode runContainer}. */
 export interface RunContainerOptions {
@@ -51,10 +71,20 @@ export interface RunContainerOptions {
   rootfs: RootfsSource;
   /** Container stdin (default `"null"`; docker's `-i` is `"inherit"`). */
   stdin?: Stdio;
-  /** Container stdout (default `"inherit"`). `"piped"` collects it into the result. */
-  stdout?: Stdio;
-  /** Container stderr (default `"inherit"`); with a terminal it is merged into stdout. */
-  stderr?: Stdio;
+  /**
+   * Container stdout (default `"inherit"`). `"piped"` collects it into the result. A
+   * `WritableStream` receives the chunks as the container writes them (for a supervisor's log):
+   * each write is awaited, so a slow sink holds the container's writes back; a sink that throws
+   * is dropped and the rest of the output discarded (the container is not hurt); the sink is
+   * never closed, and every write is done when the run resolves. With a terminal, the terminal's
+   * output goes here.
+   */
+  stdout?: Output;
+  /**
+   * Container stderr (default `"inherit"`), as `stdout`, kept apart from it; with a terminal it
+   * is merged into stdout (a sink here then receives nothing).
+   */
+  stderr?: Output;
   /** Bytes to write to a `"piped"` stdin, which is then closed. */
   input?: Uint8Array | string;
   /** Aborting kills the container (SIGKILL). */
@@ -65,11 +95,17 @@ export interface RunContainerOptions {
   removeBundle?: boolean;
   /** The host's cgroup layout (default: detected). */
   cgroupLayout?: CgroupLayout;
-  /** Called with the container's host pid once its command runs. */
-  onStart?: (pid: number) => void;
+  /**
+   * Called once the container's command runs, with its host pid and (second argument) what
+   * identifies the process: record both to tell later whether it still runs.
+   */
+  onStart?: (pid: number, info: StartInfo) => void;
   /** Collect a breakdown of the start's milliseconds into the result. */
   timing?: boolean;
-  /** An init spawned earlier with {@linkcode prepareInit} (same namespaces and stdio). */
+  /**
+   * An init spawned earlier with {@linkcode prepareInit}: same namespaces and stdio (a sink is
+   * spawned as `"piped"`; with a terminal, stdin as `"null"`).
+   */
   init?: PreparedInit;
 }
 
@@ -144,17 +180,21 @@ async function steps(
   marks: Record<string, number>,
 ): Promise<ContainerResult> {
   const bundle = options.bundleDir.replace(/\/+$/, "");
-  const stdio = {
+  const io = {
     stdin: options.stdin ?? "null",
     stdout: options.stdout ?? "inherit",
     stderr: options.stderr ?? "inherit",
   };
   const terminal = spec.process.terminal ?? false;
-  const initStdio = terminal ? { ...stdio, stdin: "null" as const } : stdio;
+  const initStdio = {
+    stdin: terminal ? "null" as const : io.stdin,
+    stdout: spawnMode(io.stdout),
+    stderr: spawnMode(io.stderr),
+  };
 
   // 1. spawn (or take the prepared init)
   const prepared = options.init ?? prepareInit(spec.linux?.namespaces ?? [], initStdio);
-  const { child, sync } = prepared as PreparedInitInternal;
+  const { child, sync, startTime } = prepared as PreparedInitInternal;
   let syncOpen = true;
   const closeSync = () => {
     if (syncOpen) close(sync);
@@ -175,15 +215,14 @@ async function steps(
     await status;
   });
   if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
-  const kill = () => {
+  const stopAbort = onAbort(options.signal, () => {
     try {
       child.kill("SIGKILL");
     } catch { /* exited */ }
-  };
-  options.signal?.addEventListener("abort", kill);
-  if (options.signal?.aborted) kill();
-  step("abort", () => options.signal?.removeEventListener("abort", kill));
-  const output = collect(child, initStdio, options);
+  });
+  step("abort", stopAbort);
+  const input = inputBytes(options.input);
+  const output = startIo(child, io, initStdio, input, terminal);
   output.catch(() => {/* awaited below; a start failure leaves it unobserved */});
 
   // 2. bundle
@@ -202,7 +241,7 @@ async function steps(
   step("cgroup", () => cgroup?.remove());
 
   // 4. config
-  const config: InitConfig = {
+  const config: RunConfig = {
     bundle,
     rootfs: options.rootfs,
     cgroupProcs: cgroup?.procsFiles ?? [],
@@ -224,30 +263,13 @@ async function steps(
   step("start");
   let relay: PtyRelay | undefined;
   if (pty !== undefined) {
-    relay = relayPty(pty, {
-      stdin: stdio.stdin,
-      stdout: stdio.stdout,
-      input: typeof options.input === "string"
-        ? new TextEncoder().encode(options.input)
-        : options.input,
-    });
+    relay = relayPty(pty, { stdin: io.stdin, stdout: io.stdout, input });
     step("terminal", () => relay!.close());
   }
-  options.onStart?.(child.pid);
+  options.onStart?.(child.pid, { pid: child.pid, startTime });
 
   // 6. wait
-  const forward = (sig: Deno.Signal) => () => {
-    try {
-      child.kill(sig);
-    } catch { /* exited */ }
-  };
-  const forwarders = (options.forwardSignals ?? true)
-    ? (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((s) => [s, forward(s)] as const)
-    : [];
-  for (const [s, f] of forwarders) Deno.addSignalListener(s, f);
-  step("signals", () => {
-    for (const [s, f] of forwarders) Deno.removeSignalListener(s, f);
-  });
+  step("signals", forwardSignals(child, options.forwardSignals ?? true));
   const st = await status;
   marks.exited = epoch();
   const [out, err] = await output;
@@ -324,67 +346,6 @@ function checkPrepared(
   if (s.stdin !== stdio.stdin || s.stdout !== stdio.stdout || s.stderr !== stdio.stderr) {
     throw new TypeError("The prepared init's stdio differs from the run's");
   }
-}
-
-// Reads the init's messages until end of stream: the pty master, `exec`, or an error.
-async function awaitExec(
-  sync: number,
-  status: Promise<Deno.CommandStatus>,
-): Promise<{ pty?: number; initMarks?: Record<string, number> }> {
-  let execing = false;
-  let pty: number | undefined;
-  let initMarks: Record<string, number> | undefined;
-  try {
-    for (;;) {
-      await pollAsync([{ fd: sync, events: POLLIN }], -1);
-      const { data, fds } = recvmsg(sync, 65536, 1);
-      if (!data.length) break;
-      const msg = JSON.parse(new TextDecoder().decode(data)) as InitMessage;
-      if (msg.t === "pty") pty = fds[0];
-      else if (msg.t === "exec") {
-        execing = true;
-        initMarks = msg.marks;
-      } else if (msg.t === "error") {
-        await status;
-        throw new ContainerStartError(msg.message, msg.code);
-      }
-    }
-  } catch (e) {
-    if (pty !== undefined) close(pty);
-    throw e;
-  }
-  if (!execing) {
-    const s = await status;
-    if (pty !== undefined) close(pty);
-    throw new ContainerStartError(
-      `container init exited before starting the command (${s.signal ?? `exit status ${s.code}`})`,
-    );
-  }
-  return { pty, initMarks };
-}
-
-async function collect(
-  child: Deno.ChildProcess,
-  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
-  options: RunContainerOptions,
-): Promise<[Uint8Array | undefined, Uint8Array | undefined]> {
-  if (stdio.stdin === "piped") {
-    const w = child.stdin.getWriter();
-    const input = typeof options.input === "string"
-      ? new TextEncoder().encode(options.input)
-      : options.input;
-    (async () => {
-      try {
-        if (input?.length) await w.write(input);
-        await w.close();
-      } catch { /* the container closed its stdin */ }
-    })();
-  }
-  const read = (s: ReadableStream<Uint8Array>) => new Response(s).bytes();
-  return await Promise.all([
-    stdio.stdout === "piped" ? read(child.stdout) : undefined,
-    stdio.stderr === "piped" ? read(child.stderr) : undefined,
-  ]);
 }
 
 // Milliseconds per phase, from the engine's and the init's timestamps.

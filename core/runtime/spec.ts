@@ -16,7 +16,7 @@ import type {
   SpecResources,
 } from "./spec_types.ts";
 import { CAPABILITY_NAMES, DEFAULT_CAPABILITIES } from "./_capabilities.ts";
-import { mergeEnv, parseEnvFile } from "./_env.ts";
+import { flagEnv, mergeEnv, parseEnvFile } from "./_env.ts";
 import { readRootfsFile } from "./_rootfs_file.ts";
 import { resolveUser } from "./_user.ts";
 
@@ -252,15 +252,12 @@ function environment(
     : typeof options.envFile === "string"
     ? parseEnvFile(Deno.readTextFileSync(options.envFile), lookup)
     : [...options.envFile];
-  const flagEnv = (options.env ?? []).map((e) => {
-    if (e.startsWith("=") || e === "") throw new TypeError(`invalid environment variable: ${e}`);
-    if (e.includes("=")) return e;
-    const v = lookup(e);
-    return v === undefined ? e : `${e}=${v}`;
-  });
   const base = [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${hostname}`];
   if (options.tty) base.push("TERM=xterm");
-  const env = mergeEnv(base, mergeEnv(mergeEnv(imageEnv, fileEnv), flagEnv));
+  const env = mergeEnv(
+    base,
+    mergeEnv(mergeEnv(imageEnv, fileEnv), flagEnv(options.env ?? [], lookup)),
+  );
   if (!env.some((e) => e.startsWith("HOME="))) env.push(`HOME=${home}`);
   return env;
 }

@@ -8,9 +8,17 @@ import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ConflictError } from "../errors.ts";
 import { processAlive, readSpec } from "./containers.ts";
+import { ContainerStartError } from "../runtime/start_error.ts";
+import { execProcess, type ExecProcessOptions } from "../runtime/exec_spec.ts";
+import { discardExec, execInContainer, type ExecInContainerOptions } from "../runtime/exec.ts";
+import type { ContainerResult } from "../runtime/run.ts";
 import { type ContainerInspect, inspectContainer } from "./inspect_container.ts";
 import { type LogEntry, readLogs, type ReadLogsOptions } from "./container_logs.ts";
 import { logPath, spawnSupervisor } from "./supervisor.ts";
+
+/** Options of {@linkcode Container.exec}: docker's exec flags plus how to connect stdio. */
+export interface ContainerExecOptions
+  extends Omit<ExecProcessOptions, "pid" | "userFiles">, Omit<ExecInContainerOptions, "onStart"> {}
 
 /** Options of {@linkcode Container.stop}. */
 export interface StopOptions {
@@ -143,13 +151,15 @@ export class Container {
   /** Sends `signal` (default SIGKILL) to the container's first process. */
   async kill(signal: Deno.Signal = "SIGKILL", options: { stop?: boolean } = {}): Promise<void> {
     await this.refresh();
-    const { pid } = this.#record.state;
-    if (!this.running || pid === undefined) {
+    if (!this.running) {
       throw new ConflictError(`Container ${this.id.slice(0, 12)} is not running`);
     }
-    await this.#store.containers.update(this.id, (r) => {
+    // Recorded first: a supervisor between two runs (restarting) then starts none.
+    this.#record = await this.#store.containers.update(this.id, (r) => {
       r.state.stopRequested = options.stop ?? (signal === "SIGKILL" || signal === "SIGTERM");
     });
+    const { pid } = this.#record.state;
+    if (pid === undefined) return;
     try {
       Deno.kill(pid, signal);
     } catch (e) {
@@ -211,6 +221,33 @@ export class Container {
     }
     await removeCgroups(this.#record.cgroupDirs ?? []);
     await this.#store.containers.remove(this.#record);
+  }
+
+  /**
+   * `exec`: runs `options.command` inside the running container — in all its namespaces and its
+   * cgroup, with its capabilities and no_new_privs, through berth's init (never a bare setns'd
+   * process). Resolves with the exit status (126/127 as `run` when it cannot run the command).
+   */
+  async exec(options: ContainerExecOptions): Promise<ContainerResult> {
+    await this.refresh();
+    const { pid, pidStart } = this.#record.state;
+    if (this.#record.state.status !== "running" || pid === undefined) {
+      throw new ContainerStartError(`Container ${this.id.slice(0, 12)} is not running`, 125);
+    }
+    const target = { pid, ...(pidStart ? { startTime: pidStart } : {}), name: this.name };
+    const { stdin, stdout, stderr, input, signal, forwardSignals, timing, init, ...flags } =
+      options;
+    try {
+      const spec = await readSpec(this.#store, this.#record);
+      const process = execProcess(spec, { ...flags, pid });
+      return await execInContainer(target, process, {
+        ...{ stdin, stdout, stderr, input, signal, forwardSignals, timing },
+        ...(init ? { init } : {}),
+      });
+    } catch (e) {
+      if (init) await discardExec(init).catch(() => {});
+      throw e;
+    }
   }
 
   /** docker's `container inspect` shape. */

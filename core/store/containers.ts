@@ -19,6 +19,7 @@ import {
 } from "../runtime/run.ts";
 import type { RootfsSource } from "../runtime/_init_protocol.ts";
 import { detectCgroupLayout } from "../runtime/cgroups.ts";
+import { processAlive as isAlive } from "../runtime/process_info.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
@@ -181,21 +182,26 @@ export async function startContainer(
       rootfs: containerRootfs(store, record),
       ...(init ? { init } : {}),
       ...{ stdin, stdout, stderr, input, signal, forwardSignals, timing },
-      onStart: (pid) => {
+      onStart: (pid, info) => {
         record.state = {
           ...record.state,
           status: "running",
           pid,
-          pidStart: processStartTime(pid),
+          pidStart: info.startTime,
           startedAt: new Date().toISOString(),
         };
         delete record.state.exitCode;
         delete record.state.finishedAt;
         delete record.state.error;
         record.cgroupDirs = cgroupDirsOf(pid);
-        // Recorded in the background: the start path does not wait for the disk.
+        // Recorded in the background: the start path does not wait for the disk. Field by field:
+        // a stop requested meanwhile (by another process) must survive.
+        const { status, startedAt } = record.state;
         store.containers.update(record.id, (r) => {
-          r.state = record.state;
+          Object.assign(r.state, { status, pid, pidStart: info.startTime, startedAt });
+          delete r.state.exitCode;
+          delete r.state.finishedAt;
+          delete r.state.error;
           r.cgroupDirs = record.cgroupDirs;
         }).catch(() => {});
         options.onStart?.(pid);
@@ -230,20 +236,9 @@ export async function startContainer(
   return result;
 }
 
-/** `/proc/<pid>/stat` field 22 (start time in clock ticks since boot); undefined when gone. */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // comm (field 2) may hold spaces and parentheses: the fields after the last ')' are fixed.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
-}
-
 /** True when `pid` runs and is the process that had start time `start` (not a reused pid). */
 export function processAlive(pid: number | undefined, start: string | undefined): boolean {
-  return pid !== undefined && start !== undefined && processStartTime(pid) === start;
+  return pid !== undefined && start !== undefined && isAlive(pid, start);
 }
 
 /** The absolute cgroup directories of a running process (read from /proc/<pid>/cgroup). */

@@ -11,7 +11,8 @@
 import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
-import { processStartTime, startContainer } from "./containers.ts";
+import { startContainer } from "./containers.ts";
+import { processStartTime } from "../runtime/process_info.ts";
 import { LogWriter } from "./container_logs.ts";
 import { close, dup3, openat } from "../../ffi/fs.ts";
 import { setsid } from "../../ffi/process.ts";
@@ -118,8 +119,8 @@ export async function monitor(args: string[]): Promise<void> {
       try {
         const result = await startContainer(store, record, {
           stdin: "null",
-          stdout: log.sink("stdout") as never,
-          stderr: log.sink("stderr") as never,
+          stdout: log.sink("stdout"),
+          stderr: log.sink("stderr"),
           onStart: (pid) => {
             if (!said) hello({ started: true, pid });
             said = true;
@@ -141,7 +142,13 @@ export async function monitor(args: string[]): Promise<void> {
       });
       await new Promise((r) => setTimeout(r, backoff(restarts - 1)));
       record = await store.containers.read(id);
-      if (record.state.stopRequested) break;
+      if (record.state.stopRequested) {
+        // Stopped while waiting to restart: it stays exited with its last exit code.
+        record = await store.containers.update(id, (r) => {
+          r.state.status = "exited";
+        });
+        break;
+      }
     }
   } finally {
     log.close();

@@ -1,0 +1,314 @@
+/**
+ * Runs a process in a running container, as `docker exec` does, through the same init path as
+ * the container's own start (DESIGN.md §3): a process joined into a container by setns alone
+ * would keep the engine's full root powers, so the engine spawns `berth __init <fd>` inside the
+ * container's namespaces and the init drops to the process's privileges before its execve.
+ *
+ * 1. `spawn`   {@linkcode prepareExec} (or one done earlier), on the JS thread, without an await:
+ *              check the target's pid and start time, open its namespaces; save this thread's
+ *              namespaces, setns into the target's pid (for children), net, ipc and uts
+ *              namespaces, spawn the init, setns back. The mount namespace is left to
+ *              the init: a spawn from a thread in the container's mount namespace would look for
+ *              the berth binary in the container's root.
+ * 2. `config`  read the target's cgroups (/proc/PID/cgroup, while the init starts); send the
+ *              init the process and, as SCM_RIGHTS, the container's cgroup and mount
+ *              namespaces; the init writes itself into the container's cgroup.procs files (host
+ *              paths), setns(cgroup), unshare(CLONE_FS) + setns(mnt) (root and cwd become the
+ *              container's root), chdir(cwd), terminal, rlimits, capabilities, user and groups,
+ *              no_new_privs, execve
+ * 3. `start`   wait for the init's exec (or the reason it could not: 125, 126, 127)
+ * 4. `wait`    relay the terminal, forward signals, wait for the exit status
+ *
+ * Nothing is created on the host (no mount, cgroup or file); the undos only stop and reap the
+ * process when the exec fails or is aborted.
+ *
+ * @module
+ */
+import { MSG_NOSIGNAL, SIGNALS, SO_SNDBUFFORCE, SOL_SOCKET } from "../../ffi/constants.ts";
+import { close } from "../../ffi/fs.ts";
+import { sendmsg, setsockopt } from "../../ffi/socket.ts";
+import { SyscallError } from "../../ffi/syscall_error.ts";
+import { cgroupProcsFilesOf } from "./cgroups.ts";
+import type { Stdio } from "./_prepare_init.ts";
+import type { ExecConfig } from "./_init_protocol.ts";
+import { type PtyRelay, relayPty } from "./_pty.ts";
+import {
+  awaitExec,
+  forwardSignals,
+  inputBytes,
+  onAbort,
+  type Output,
+  spawnMode,
+  startIo,
+} from "./_attach.ts";
+import { processAlive } from "./process_info.ts";
+import {
+  discardExec,
+  type ExecTarget,
+  INIT_NS,
+  notRunning,
+  type PreparedExec,
+  type PreparedExecInternal,
+  prepareExec,
+} from "./prepare_exec.ts";
+import type { SpecProcess } from "./spec_types.ts";
+import type { ContainerResult } from "./run.ts";
+
+export { discardExec, prepareExec };
+export type { ExecTarget, PreparedExec };
+
+/** Options of {@linkcode execInContainer}. */
+export interface ExecInContainerOptions {
+  /** The process's stdin (default `"null"`; docker's `-i` is `"inherit"`). */
+  stdin?: Stdio;
+  /**
+   * Its stdout (default `"inherit"`); `"piped"` collects it into the result; a `WritableStream`
+   * gets the chunks as they come (see `RunContainerOptions.stdout`). With a terminal, the
+   * terminal's output.
+   */
+  stdout?: Output;
+  /** Its stderr (default `"inherit"`), as `stdout`; with a terminal it is merged into stdout. */
+  stderr?: Output;
+  /** Bytes to write to a `"piped"` stdin, which is then closed. */
+  input?: Uint8Array | string;
+  /** Aborting kills the process (SIGKILL). */
+  signal?: AbortSignal;
+  /** Forward SIGINT, SIGTERM and SIGHUP to the process (default true). */
+  forwardSignals?: boolean;
+  /** Called with the process's host pid once its command runs. */
+  onStart?: (pid: number) => void;
+  /** Collect a breakdown of the milliseconds into the result. */
+  timing?: boolean;
+  /** An init spawned earlier by {@linkcode prepareExec} for the same target and stdio. */
+  init?: PreparedExec;
+}
+
+const epoch = () => performance.timeOrigin + performance.now();
+
+interface Step {
+  name: string;
+  undo?: () => void | Promise<void>;
+}
+
+/**
+ * Runs `process` in the running container `target` (docker's `exec`) and waits for it: joins
+ * every namespace of the container (mnt, uts, ipc, net, pid, cgroup) and its cgroups, drops to
+ * the process's capabilities, user and groups and no_new_privs, changes to its cwd and execs its
+ * args with its env. Resolves with its exit status (128+n when signal n killed it; `oomKilled` is
+ * always false). Throws ContainerStartError: 125 when the container is not running or the join
+ * fails, 126 when the command cannot be invoked or the cwd is missing, 127 when it is not found
+ * (docker's messages, e.g. `exec: "nosuch": executable file not found in $PATH`).
+ *
+ * The process dies with the engine (PR_SET_PDEATHSIG) and with the container (its PID 1).
+ *
+ * @example
+ * ```ts ignore
+ * // `berth exec -u app -e A=1 -w /tmp C ls -l`, the container's pid and start time recorded
+ * // by runContainer's onStart; the init spawned first, while the spec is read
+ * import { execInContainer, prepareExec } from "./exec.ts";
+ * import { execProcess } from "./exec_spec.ts";
+ * const target = { pid: record.pid, startTime: record.pidStart, name: "C" };
+ * const stdio = { stdin: "null", stdout: "inherit", stderr: "inherit" } as const;
+ * const init = prepareExec(target, stdio);
+ * const spec = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+ * const process = execProcess(spec, {
+ *   command: ["ls", "-l"],
+ *   user: "app",
+ *   env: ["A=1"],
+ *   workdir: "/tmp",
+ *   pid: target.pid,
+ * });
+ * const { exitCode } = await execInContainer(target, process, { ...stdio, init });
+ * ```
+ */
+export async function execInContainer(
+  target: ExecTarget,
+  process: SpecProcess,
+  options: ExecInContainerOptions = {},
+): Promise<ContainerResult> {
+  const marks: Record<string, number> = { begin: epoch() };
+  const done: Step[] = [];
+  const step = (name: string, undo?: Step["undo"]) => {
+    done.push({ name, undo });
+    marks[name] = epoch();
+  };
+  let result: ContainerResult | undefined;
+  let failure: unknown;
+  try {
+    checkProcess(process);
+    result = await steps(target, process, options, step, marks);
+  } catch (e) {
+    failure = e;
+  }
+  if (!done.length && options.init) await discardExec(options.init).catch(() => {});
+  for (const s of done.reverse()) {
+    try {
+      await s.undo?.();
+    } catch (e) {
+      failure ??= e;
+    }
+  }
+  marks.cleaned = epoch();
+  if (failure !== undefined) throw failure;
+  if (options.timing) result!.timing = breakdown(marks);
+  return result!;
+}
+
+function checkProcess(p: SpecProcess): void {
+  if (!Array.isArray(p.args) || !p.args.length || p.args.some((a) => typeof a !== "string")) {
+    throw new TypeError("exec: the process needs args (a command)");
+  }
+  if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) {
+    throw new TypeError(`exec: the working directory must be absolute: ${JSON.stringify(p.cwd)}`);
+  }
+  if (!Number.isInteger(p.user?.uid) || !Number.isInteger(p.user?.gid)) {
+    throw new TypeError("exec: the process needs a user (uid, gid)");
+  }
+}
+
+async function steps(
+  target: ExecTarget,
+  process: SpecProcess,
+  options: ExecInContainerOptions,
+  step: (name: string, undo?: Step["undo"]) => void,
+  marks: Record<string, number>,
+): Promise<ContainerResult> {
+  const io = {
+    stdin: options.stdin ?? "null",
+    stdout: options.stdout ?? "inherit",
+    stderr: options.stderr ?? "inherit",
+  };
+  const terminal = process.terminal ?? false;
+  const initStdio = {
+    stdin: terminal ? "null" as const : io.stdin,
+    stdout: spawnMode(io.stdout),
+    stderr: spawnMode(io.stderr),
+  };
+
+  // 1. spawn (or take the prepared init)
+  const prepared = (options.init ?? prepareExec(target, initStdio)) as PreparedExecInternal;
+  const { child, sync, nsFds } = prepared;
+  let syncOpen = true;
+  const closeSync = () => {
+    if (syncOpen) close(sync);
+    syncOpen = false;
+  };
+  const closeNs = () => {
+    for (const fd of nsFds.splice(0)) close(fd);
+  };
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  step("spawn", async () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    closeSync();
+    closeNs();
+    await status;
+  });
+  if (options.init) {
+    const s = prepared.stdio;
+    if (prepared.targetPid !== target.pid) {
+      throw new TypeError("The prepared exec's container differs from the target");
+    }
+    if (
+      s.stdin !== initStdio.stdin || s.stdout !== initStdio.stdout || s.stderr !== initStdio.stderr
+    ) {
+      throw new TypeError("The prepared exec's stdio differs from the exec's");
+    }
+  }
+  step(
+    "abort",
+    onAbort(options.signal, () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }),
+  );
+  const input = inputBytes(options.input);
+  const output = startIo(child, io, initStdio, input, terminal);
+  output.catch(() => {/* awaited below; a start failure leaves it unobserved */});
+
+  // 2. config, with the container's cgroups (read now, while the init starts) and its cgroup
+  // and mount namespaces
+  const cgroupProcs = cgroupProcsFilesOf(prepared.targetPid);
+  if (!cgroupProcs || !processAlive(prepared.targetPid, prepared.targetStartTime)) {
+    throw notRunning(target);
+  }
+  const config: ExecConfig = {
+    kind: "exec",
+    process,
+    cgroupProcs,
+    namespaces: [...INIT_NS],
+    timing: options.timing ?? false,
+  };
+  const message = new TextEncoder().encode(JSON.stringify(config));
+  // one datagram: a large environment or command line needs a larger send buffer than the
+  // default (about 200 KiB); the init reads the length first
+  if (message.length > 100_000) {
+    setsockopt(sync, SOL_SOCKET, SO_SNDBUFFORCE, 2 * message.length + 65536);
+  }
+  try {
+    sendmsg(sync, message, nsFds, MSG_NOSIGNAL);
+  } catch (e) {
+    // the init died before reading it: awaitExec reports how
+    if (!(e instanceof SyscallError && (e.code === "EPIPE" || e.code === "ECONNRESET"))) throw e;
+  }
+  closeNs();
+  step("config");
+
+  // 3. start
+  const { pty, initMarks } = await awaitExec(sync, status);
+  closeSync();
+  if (initMarks) {
+    for (const [k, v] of Object.entries(initMarks)) marks[`init.${k}`] = v;
+  }
+  step("start");
+  let relay: PtyRelay | undefined;
+  if (pty !== undefined) {
+    relay = relayPty(pty, { stdin: io.stdin, stdout: io.stdout, input });
+    step("terminal", () => relay!.close());
+  }
+  options.onStart?.(child.pid);
+
+  // 4. wait
+  step("signals", forwardSignals(child, options.forwardSignals ?? true));
+  const st = await status;
+  marks.exited = epoch();
+  const [out, err] = await output;
+  const ttyOut = await relay?.done;
+  const result: ContainerResult = {
+    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
+    oomKilled: false,
+  };
+  if (st.signal) result.signal = st.signal;
+  if (ttyOut ?? out) result.stdout = ttyOut ?? out;
+  if (err) result.stderr = err;
+  return result;
+}
+
+// Milliseconds per phase, from the engine's and the init's timestamps.
+function breakdown(m: Record<string, number>): Record<string, number> {
+  const d = (a: string, b: string) =>
+    m[a] !== undefined && m[b] !== undefined ? +(m[b] - m[a]).toFixed(2) : NaN;
+  return {
+    spawn: d("begin", "spawn"),
+    initDenoStart: d("spawn", "init.origin"),
+    initModules: d("init.origin", "init.start"),
+    initDlopen: d("init.start", "init.ffi"),
+    initWaitConfig: d("init.ffi", "init.config"),
+    initCgroup: d("init.config", "init.cgroup"),
+    initJoin: d("init.cgroup", "init.join"),
+    initSetup: d("init.join", "init.setup"),
+    initPrivileges: d("init.setup", "init.exec"),
+    execToStartSeen: d("init.exec", "start"),
+    run: d("start", "exited"),
+    cleanup: d("exited", "cleaned"),
+    total: d("begin", "cleaned"),
+  };
+}
