@@ -16,11 +16,27 @@ import { type ContainerInspect, inspectContainer } from "./inspect_container.ts"
 import { type LogEntry, readLogs, type ReadLogsOptions } from "./container_logs.ts";
 import { logPath, spawnSupervisor } from "./supervisor.ts";
 
-/** Options of {@linkcode Container.exec}: docker's exec flags plus how to connect stdio. */
+/**
+ * Options of {@linkcode Container.exec}: docker's exec flags plus how to connect stdio.
+ *
+ * @example
+ * ```ts
+ * import type { ContainerExecOptions } from "@berth/berth";
+ * const o: ContainerExecOptions = { command: ["id"], user: "app", workdir: "/tmp", stdout: "piped" };
+ * ```
+ */
 export interface ContainerExecOptions
   extends Omit<ExecProcessOptions, "pid" | "userFiles">, Omit<ExecInContainerOptions, "onStart"> {}
 
-/** Options of {@linkcode Container.stop}. */
+/**
+ * Options of {@linkcode Container.stop}.
+ *
+ * @example
+ * ```ts
+ * import type { StopOptions } from "@berth/berth";
+ * const o: StopOptions = { timeout: 2, signal: "SIGINT" };
+ * ```
+ */
 export interface StopOptions {
   /** Seconds to wait after the stop signal before SIGKILL (docker's default 10). */
   timeout?: number;
@@ -61,7 +77,15 @@ const SIGNAL_NUMBERS: Record<string, number> = {
   SIGSYS: 31,
 };
 
-/** Parses docker's signal forms: `KILL`, `SIGKILL`, `9`. Throws `TypeError`. */
+/**
+ * Parses docker's signal forms: `KILL`, `SIGKILL`, `9`. Throws `TypeError`.
+ *
+ * @example
+ * ```ts
+ * import { parseSignal } from "@berth/berth";
+ * console.log(parseSignal("hup"), parseSignal("9")); // "SIGHUP" "SIGKILL"
+ * ```
+ */
 export function parseSignal(value: string): Deno.Signal {
   const upper = value.toUpperCase();
   const name = /^\d+$/.test(value)
@@ -73,7 +97,24 @@ export function parseSignal(value: string): Deno.Signal {
   return name as Deno.Signal;
 }
 
-/** A container of a store. Get one with `Store.container(nameOrId)`. */
+/**
+ * A container of a store. Get one with `Store.container(nameOrId)`, `Store.create()` or
+ * `Store.listContainers()`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Store } from "@berth/berth";
+ * const store = await Store.open();
+ * const c = await store.create("busybox", { command: ["sh", "-c", "echo up; sleep 60"] });
+ * await c.start();
+ * const r = await c.exec({ command: ["cat", "/etc/hostname"], stdout: "piped" });
+ * console.log(new TextDecoder().decode(r.stdout));
+ * for await (const line of c.logs()) console.log(line.stream, line.log);
+ * await c.stop({ timeout: 2 });
+ * console.log(await c.wait());
+ * await c.remove();
+ * ```
+ */
 export class Container {
   readonly #store: Store;
   #record: ContainerRecord;

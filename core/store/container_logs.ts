@@ -6,7 +6,15 @@
  * @module
  */
 
-/** One logged line. */
+/**
+ * One logged line.
+ *
+ * @example
+ * ```ts
+ * import type { LogEntry } from "@berth/berth";
+ * const show = (e: LogEntry) => `${e.time} ${e.stream}: ${e.log}`;
+ * ```
+ */
 export interface LogEntry {
   stream: "stdout" | "stderr";
   /** ISO 8601 time the line was read from the container. */

@@ -23,7 +23,15 @@ import { processAlive as isAlive } from "../runtime/process_info.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
-/** What `create` takes: docker's run flags that shape the container. */
+/**
+ * What `create` takes: docker's run flags that shape the container.
+ *
+ * @example
+ * ```ts
+ * import type { CreateContainerOptions } from "@berth/berth";
+ * const o: CreateContainerOptions = { name: "web", command: ["httpd", "-f"], restart: { name: "always" } };
+ * ```
+ */
 export interface CreateContainerOptions extends Omit<RunOptions, "id" | "bundleDir" | "rootfs"> {
   /** `--name`; default a generated `adjective_name`. */
   name?: string;

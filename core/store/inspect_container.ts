@@ -6,7 +6,15 @@
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import type { RuntimeSpec } from "../runtime/spec_types.ts";
 
-/** What `inspect` prints for a container (docker's field names). */
+/**
+ * What `inspect` prints for a container (docker's field names).
+ *
+ * @example
+ * ```ts
+ * import type { ContainerInspect } from "@berth/berth";
+ * const up = (c: ContainerInspect) => c.State.Running ? `${c.Name} pid ${c.State.Pid}` : c.Name;
+ * ```
+ */
 export interface ContainerInspect {
   Id: string;
   Created: string;
