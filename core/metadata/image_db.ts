@@ -98,3 +98,24 @@ export function setTag(data: ImageDbData, id: Digest, ref: string, now: string):
     image.lastTagTime = now;
   }
 }
+
+/**
+ * Inserts the record of image `id` (config digest) or refreshes its manifest and size; returns
+ * it. Tags and repo digests are the caller's to add.
+ */
+export function upsertImage(
+  data: ImageDbData,
+  image: { id: Digest; manifest: Digest },
+  size: number,
+  now: string,
+): ImageRecord {
+  let record = data.images.find((i) => i.id === image.id);
+  if (!record) {
+    record = { ...image, repoTags: [], repoDigests: [], size, added: now };
+    data.images.push(record);
+  } else {
+    record.manifest = image.manifest;
+    record.size = size;
+  }
+  return record;
+}

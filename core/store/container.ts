@@ -7,6 +7,7 @@
 import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ConflictError } from "../errors.ts";
+import { SIGNALS } from "../../ffi/constants.ts";
 import { processAlive, readSpec } from "./containers.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
 import { execProcess, type ExecProcessOptions } from "../runtime/exec_spec.ts";
@@ -44,39 +45,6 @@ export interface StopOptions {
   signal?: Deno.Signal;
 }
 
-const SIGNAL_NUMBERS: Record<string, number> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
-
 /**
  * Parses docker's signal forms: `KILL`, `SIGKILL`, `9`. Throws `TypeError`.
  *
@@ -89,11 +57,11 @@ const SIGNAL_NUMBERS: Record<string, number> = {
 export function parseSignal(value: string): Deno.Signal {
   const upper = value.toUpperCase();
   const name = /^\d+$/.test(value)
-    ? Object.keys(SIGNAL_NUMBERS).find((k) => SIGNAL_NUMBERS[k] === Number(value))
+    ? Object.keys(SIGNALS).find((k) => SIGNALS[k] === Number(value))
     : upper.startsWith("SIG")
     ? upper
     : `SIG${upper}`;
-  if (!name || !(name in SIGNAL_NUMBERS)) throw new TypeError(`Invalid signal: ${value}`);
+  if (!name || !(name in SIGNALS)) throw new TypeError(`Invalid signal: ${value}`);
   return name as Deno.Signal;
 }
 

@@ -43,8 +43,7 @@ import {
 } from "../reference.ts";
 import type { IngestSession, StagedBlob } from "../content/store.ts";
 import { readFileChunks } from "../content/read_file.ts";
-import type { ImageDbData, ImageRecord } from "../metadata/image_db.ts";
-import { setTag } from "../metadata/image_db.ts";
+import { setTag, upsertImage } from "../metadata/image_db.ts";
 import type { Store } from "./store.ts";
 import { Authenticator } from "../transport/remote/auth.ts";
 import {
@@ -424,7 +423,12 @@ export async function pullImage(
           : data.images.find((i) => i.repoDigests.includes(repoDigest));
         const same = before?.id === image.image.configDigest &&
           before.manifest === image.image.manifestDigest;
-        const record = upsert(data, image.image, size, now);
+        const record = upsertImage(
+          data,
+          { id: image.image.configDigest, manifest: image.image.manifestDigest },
+          size,
+          now,
+        );
         if (reference.tag !== undefined && !reference.digest) {
           setTag(data, record.id, canonical, now);
         }
@@ -466,26 +470,6 @@ export async function pullImage(
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
   }
-}
-
-/** Inserts or refreshes the record of `image` (as `Store.load` does). */
-function upsert(data: ImageDbData, image: Image, size: number, now: string): ImageRecord {
-  let record = data.images.find((i) => i.id === image.configDigest);
-  if (!record) {
-    record = {
-      id: image.configDigest,
-      manifest: image.manifestDigest,
-      repoTags: [],
-      repoDigests: [],
-      size,
-      added: now,
-    };
-    data.images.push(record);
-  } else {
-    record.manifest = image.manifestDigest;
-    record.size = size;
-  }
-  return record;
 }
 
 interface Resolved {

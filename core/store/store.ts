@@ -8,7 +8,13 @@ import type { Digest } from "../digest.ts";
 import { ConflictError } from "../errors.ts";
 import { ContentStore, type StagedBlob } from "../content/store.ts";
 import { readFileChunks } from "../content/read_file.ts";
-import { ImageDb, type ImageDbData, type ImageRecord, setTag } from "../metadata/image_db.ts";
+import {
+  ImageDb,
+  type ImageDbData,
+  type ImageRecord,
+  setTag,
+  upsertImage,
+} from "../metadata/image_db.ts";
 import { acquireLock } from "../lock.ts";
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, parseConfig, parseManifest } from "../image/parse.ts";
 import { createImage, type Image } from "../image/image.ts";
@@ -289,7 +295,7 @@ export class Store {
       return await this.imageDb.update((data) =>
         images.map(({ image, tags }) => {
           const size = image.layers.reduce((n, l) => n + sizes.get(l.digest)!, 0);
-          upsertImage(data, image, size, now);
+          upsertImage(data, { id: image.configDigest, manifest: image.manifestDigest }, size, now);
           for (const tag of tags) setTag(data, image.configDigest, tag, now);
           return {
             id: image.configDigest,
@@ -362,7 +368,7 @@ export class Store {
       await this.content.syncDir();
       const now = new Date().toISOString();
       await this.imageDb.update((data) => {
-        upsertImage(data, image, size, now);
+        upsertImage(data, { id: image.configDigest, manifest: image.manifestDigest }, size, now);
         if (ref) setTag(data, image.configDigest, ref, now);
       });
       return image.configDigest;
@@ -842,24 +848,4 @@ export class Store {
       containerReclaimable,
     };
   }
-}
-
-/** Inserts or refreshes the record of `image`. */
-function upsertImage(data: ImageDbData, image: Image, size: number, now: string): ImageRecord {
-  let record = data.images.find((i) => i.id === image.configDigest);
-  if (!record) {
-    record = {
-      id: image.configDigest,
-      manifest: image.manifestDigest,
-      repoTags: [],
-      repoDigests: [],
-      size,
-      added: now,
-    };
-    data.images.push(record);
-  } else {
-    record.manifest = image.manifestDigest;
-    record.size = size;
-  }
-  return record;
 }
