@@ -480,3 +480,47 @@ Deno.test({
     assert.match(bad.stderr, /invalid --pull "sometimes"/);
   },
 });
+
+/** This machine's first non-loopback IPv4 address, if it has one. */
+function hostAddress(): string | undefined {
+  for (const i of Deno.networkInterfaces()) {
+    if (i.family === "IPv4" && !i.address.startsWith("127.")) return i.address;
+  }
+  return undefined;
+}
+
+Deno.test({
+  name: "pull --insecure-registry: a non-loopback registry over plain HTTP only when told so",
+  ignore: !ROOT || hostAddress() === undefined,
+  async fn() {
+    await using reg = await startRegistry();
+    const pushed = await pushFixtures(reg, ["oci"]);
+    // The registry listens on 127.0.0.1: a plain HTTP forwarder on this host's own address.
+    const address = hostAddress()!;
+    const server = Deno.serve({ hostname: address, port: 0, onListen() {} }, async (req) => {
+      const url = new URL(req.url);
+      const upstream = await fetch(`${reg.url}${url.pathname}${url.search}`, {
+        method: req.method,
+        headers: req.headers,
+        redirect: "manual",
+      });
+      return new Response(upstream.body, { status: upstream.status, headers: upstream.headers });
+    });
+    try {
+      const host = `${address}:${server.addr.port}`;
+      await using dir = await tempDir();
+      const name = `${host}/${pushed.oci!.ref}`;
+      const refused = await berth(dir.path, ["pull", "-q", name]);
+      assert.equal(refused.code, 125, "HTTPS is tried by default, and fails against plain HTTP");
+      assert.match(
+        refused.stderr,
+        new RegExp(`^Error: Cannot pull "${name}": ${host}: .*--insecure-registry`),
+      );
+      const ok = await berth(dir.path, ["pull", "-q", "--insecure-registry", host, name]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout, `${name}\n`);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});

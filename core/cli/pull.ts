@@ -7,6 +7,7 @@
 import { UsageError } from "./_args.ts";
 import type { Command } from "./_command.ts";
 import { parsePlatform } from "../oci/platform.ts";
+import { registryConfig } from "./_registries.ts";
 
 /** The `pull` command. */
 export const command: Command = {
@@ -20,6 +21,11 @@ export const command: Command = {
       help: "Image to pick from a multi-platform image (default: this host's)",
     },
     "all-tags": { type: "boolean", short: "a", help: "Download all tagged images (not supported)" },
+    "insecure-registry": {
+      type: "list",
+      arg: "HOST[:PORT]",
+      help: "Reach this registry over plain HTTP (also: registries.json)",
+    },
     "disable-content-trust": { type: "boolean", help: "Accepted for docker compatibility" },
   },
   async run({ flags, args }, ctx) {
@@ -46,6 +52,7 @@ export const command: Command = {
     for (const s of signals) Deno.addSignalListener(s, onSignal);
     try {
       const image = await pullImage(store, args[0], {
+        registries: await registryConfig(store, flags["insecure-registry"] as string[] | undefined),
         ...(platform ? { platform } : {}),
         signal: abort.signal,
         ...(progress ? { onProgress: (e) => progress.handle(e) } : {}),

@@ -16,6 +16,7 @@ import type { Store } from "../store/store.ts";
 import type { ParsedArgs } from "./_args.ts";
 import type { CliContext } from "./_command.ts";
 import { NotFoundError } from "../errors.ts";
+import { registryConfig } from "./_registries.ts";
 import { familiarString, parseReference } from "../reference.ts";
 import { containerNamespaces, parseEnvFile } from "../runtime/spec.ts";
 import { discardInit, prepareInit } from "../runtime/run.ts";
@@ -77,6 +78,11 @@ export const command: Command = {
       type: "string",
       arg: "string",
       help: 'Pull image before running ("always", "missing", "never") (default "missing")',
+    },
+    "insecure-registry": {
+      type: "list",
+      arg: "HOST[:PORT]",
+      help: "Reach this registry over plain HTTP when pulling (also: registries.json)",
     },
     restart: {
       type: "string",
@@ -271,6 +277,7 @@ async function ensureImage(
   } catch { /* not a terminal */ }
   const progress = new PullProgress({ out: ctx.err, tty, columns });
   const image = await store.pull(name, {
+    registries: await registryConfig(store, flags["insecure-registry"] as string[] | undefined),
     ...(flags.platform ? { platform: parsePlatform(flags.platform as string) } : {}),
     onProgress: (e) => progress.handle(e),
   });

@@ -137,6 +137,9 @@ export function networkReason(e: unknown): string {
   const text = parts.join(": ") || String(e);
   const low = text.toLowerCase();
   if (isDnsFailure(low)) return "no such host (DNS lookup failed)";
+  if (low.includes("corrupt message") || low.includes("invalidcontenttype")) {
+    return "TLS handshake failed (is it a plain HTTP registry? see --insecure-registry)";
+  }
   if (low.includes("connection refused")) return "connection refused";
   if (low.includes("connection reset")) return "connection reset by peer";
   if (low.includes("certificate") || low.includes("invalidcertificate")) {
@@ -194,9 +197,9 @@ export async function send(input: string | URL, options: SendOptions = {}): Prom
         );
       }
       const reason = networkReason(e);
-      // A host that does not resolve will not resolve on the next try either: fail at once.
+      // A host that does not resolve, or speaks no TLS, will not on the next try either.
       throw new RegistryError(`${what}: cannot reach ${url.host}: ${reason}`, {
-        temporary: !reason.startsWith("no such host"),
+        temporary: !reason.startsWith("no such host") && !reason.startsWith("TLS handshake"),
         cause: e,
       });
     } finally {
