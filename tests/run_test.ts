@@ -417,3 +417,22 @@ Deno.test("run through the library: Store.run returns the exit status and the ou
   assert.match(r.id, /^[0-9a-f]{64}$/);
   await assert.rejects(() => s.run("no/such"), /No such image: no\/such/);
 });
+
+Deno.test("run (foreground, no --rm): output reaches the caller and stays in berth logs", async () => {
+  await using root = await store();
+  const r = await run(root.path, [
+    "--name",
+    "fg",
+    BB,
+    "sh",
+    "-c",
+    "echo out; echo err >&2; exit 2",
+  ]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stdout, "out\n");
+  assert.equal(r.stderr, "err\n");
+  const logs = await berth(root.path, ["logs", "fg"]);
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.equal(logs.stdout, "out\n");
+  assert.equal(logs.stderr, "err\n");
+});

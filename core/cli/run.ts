@@ -126,10 +126,14 @@ export const command: Command = {
       stdout: "inherit",
       stderr: "inherit",
     } as const;
+    // A container that outlives the run (no --rm) keeps its output for `berth logs`: berth then
+    // copies it to the terminal and the log, so the init's stdout and stderr are pipes.
+    const log = flags.rm !== true;
     // The container's init starts now: its Deno start-up overlaps opening the store and the rest.
     const init = prepareInit(containerNamespaces(network as "none" | "host" | undefined), {
       ...stdio,
       ...(tty ? { stdin: "null" as const } : {}),
+      ...(log ? { stdout: "piped" as const, stderr: "piped" as const } : {}),
     });
     let handedOver = false;
     try {
@@ -140,6 +144,7 @@ export const command: Command = {
         init,
         ...(await containerOptions(cmd, flags, { network, pidsLimit, restart })),
         ...stdio,
+        log,
       };
       const cidfile = flags.cidfile as string | undefined;
       if (cidfile !== undefined) {

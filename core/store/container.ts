@@ -14,8 +14,8 @@ import { execProcess, type ExecProcessOptions } from "../runtime/exec_spec.ts";
 import { discardExec, execInContainer, type ExecInContainerOptions } from "../runtime/exec.ts";
 import type { ContainerResult } from "../runtime/run.ts";
 import { type ContainerInspect, inspectContainer } from "./inspect_container.ts";
-import { type LogEntry, readLogs, type ReadLogsOptions } from "./container_logs.ts";
-import { logPath, spawnSupervisor } from "./supervisor.ts";
+import { type LogEntry, logPath, readLogs, type ReadLogsOptions } from "./container_logs.ts";
+import { spawnSupervisor } from "./supervisor.ts";
 
 /**
  * Options of {@linkcode Container.exec}: docker's exec flags plus how to connect stdio.

@@ -6,6 +6,11 @@
  * @module
  */
 
+/** The log file of container `id`. */
+export function logPath(store: { containers: { path(id: string): string } }, id: string): string {
+  return `${store.containers.path(id)}/container.log`;
+}
+
 /**
  * One logged line.
  *
@@ -60,9 +65,25 @@ export class LogWriter {
     if (out) this.#append(out);
   }
 
-  /** A sink for one stream, for the runtime. */
-  sink(stream: LogEntry["stream"]): WritableStream<Uint8Array> {
-    return new WritableStream({ write: (chunk) => this.write(stream, chunk) });
+  /**
+   * A sink for one stream, for the runtime; with `tee` each chunk is also written to it (the
+   * caller's terminal, for a foreground run).
+   */
+  sink(
+    stream: LogEntry["stream"],
+    tee?: { writeSync(p: Uint8Array): number },
+  ): WritableStream<Uint8Array> {
+    return new WritableStream({
+      write: (chunk) => {
+        if (tee) {
+          try {
+            let n = 0;
+            while (n < chunk.byteLength) n += tee.writeSync(chunk.subarray(n));
+          } catch { /* the caller's output went away: the log still gets everything */ }
+        }
+        this.write(stream, chunk);
+      },
+    });
   }
 
   /** Writes what is left of unterminated lines and closes the file. */

@@ -10,6 +10,7 @@ import type { ContainerRecord } from "../metadata/container_db.ts";
 import { createContainer, type CreateContainerOptions, startContainer } from "./containers.ts";
 import { type ContainerResult, discardInit, type RunContainerOptions } from "../runtime/run.ts";
 import type { Image } from "../image/image.ts";
+import { logPath, LogWriter } from "./container_logs.ts";
 
 /**
  * Options of {@linkcode runImage} (and `Store.run`): docker's `run` flags plus how to connect stdio.
@@ -32,6 +33,12 @@ export interface RunImageOptions extends
     RunContainerOptions,
     "stdin" | "stdout" | "stderr" | "input" | "signal" | "forwardSignals" | "timing" | "init"
   > {
+  /**
+   * Keep the output in the container's log (`berth logs`), as docker does for every container:
+   * `"inherit"` stdout/stderr are then copied to the caller's and to the log (an early `init` must
+   * have been spawned with them `"piped"`). Off for `rm` containers, whose log would go with them.
+   */
+  log?: boolean;
   /** Called once the container exists (its record and directory), before it starts. */
   onCreate?: (id: string) => void | Promise<void>;
   /** Called once the container's process runs. */
@@ -68,14 +75,21 @@ export async function runImage(
     if (options.init) await discardInit(options.init);
     throw e;
   }
+  const log = options.log && !options.rm
+    ? await LogWriter.open(logPath(store, record.id))
+    : undefined;
   try {
-    const { stdin, stdout, stderr, input, signal, forwardSignals, timing, init } = options;
+    const { stdin, input, signal, forwardSignals, timing, init } = options;
+    let { stdout, stderr } = options;
+    if (log && (stdout ?? "inherit") === "inherit") stdout = log.sink("stdout", Deno.stdout);
+    if (log && (stderr ?? "inherit") === "inherit") stderr = log.sink("stderr", Deno.stderr);
     const result = await startContainer(store, record, {
       ...{ stdin, stdout, stderr, input, signal, forwardSignals, timing, init },
       onStart: (pid) => options.onStart?.(pid, record.id),
     });
     return { ...result, id: record.id, name: record.name };
   } finally {
+    log?.close();
     if (options.rm) await store.containers.remove(record);
   }
 }

@@ -13,7 +13,7 @@ import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
 import { startContainer } from "./containers.ts";
 import { processStartTime } from "../runtime/process_info.ts";
-import { LogWriter } from "./container_logs.ts";
+import { logPath, LogWriter } from "./container_logs.ts";
 import { close, dup3, openat } from "../../ffi/fs.ts";
 import { setsid } from "../../ffi/process.ts";
 import { AT_FDCWD, O_CLOEXEC, O_WRONLY } from "../../ffi/constants.ts";
@@ -26,11 +26,6 @@ export function selfCommand(mode: string): { command: string; args: string[] } {
   if (Deno.build.standalone) return { command: Deno.execPath(), args: [mode] };
   const main = new URL("../../main.ts", import.meta.url).pathname;
   return { command: Deno.execPath(), args: ["run", "-A", "--quiet", main, mode] };
-}
-
-/** Log file of a container. */
-export function logPath(store: Store, id: string): string {
-  return `${store.containers.path(id)}/container.log`;
 }
 
 /**
