@@ -5,7 +5,6 @@
 // capabilities and no_new_privs; -u, -e, -w, -t; exit codes 0/3/126/127, 125 for a container
 // that is not running. After every container: no exec'd process, mount, cgroup or bundle left.
 import assert from "node:assert/strict";
-import { busyboxRootfs } from "./_fixtures.ts";
 import { detectCgroupLayout } from "../core/runtime/cgroups.ts";
 import { type ContainerResult, runContainer, type StartInfo } from "../core/runtime/run.ts";
 import { createSpec, type RunOptions } from "../core/runtime/spec.ts";
@@ -21,41 +20,9 @@ import { processAlive } from "../core/runtime/process_info.ts";
 import { ContainerStartError } from "../core/runtime/start_error.ts";
 import { NotFoundError } from "../core/errors.ts";
 
+import { cgroupDirs, exists, newId, rootfsBase } from "./_runtime_helpers.ts";
+
 const root = Deno.uid() === 0;
-let base: string | undefined;
-
-async function setup(): Promise<string> {
-  if (base) return base;
-  const dir = Deno.makeTempDirSync({ prefix: "berth-exec-" });
-  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-  await busyboxRootfs(`${dir}/rootfs`);
-  base = dir;
-  return dir;
-}
-
-function newId(): string {
-  return crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function cgroupDirs(id: string): string[] {
-  const layout = detectCgroupLayout();
-  if (layout.version === "v2") return [`${layout.mountpoint}/berth/${id}`];
-  const dirs = layout.hierarchies.map((h) =>
-    `${h.mountpoint}${h.own === "/" ? "" : h.own}/berth/${id}`
-  );
-  if (layout.unified) dirs.push(`${layout.unified.mountpoint}/berth/${id}`);
-  return dirs;
-}
-
 /** A running container. */
 interface Running {
   id: string;
@@ -82,7 +49,7 @@ async function withContainer(
   options: Partial<RunOptions> = {},
   cmd = ["sh", "-c", "echo written-by-the-container > /tmp/written; exec sleep 60"],
 ): Promise<ContainerResult> {
-  const dir = await setup();
+  const dir = await rootfsBase();
   const id = newId();
   const bundle = `${dir}/bundles/${id}`;
   const layer = `${dir}/layers/${id}`;
@@ -141,7 +108,10 @@ async function withContainer(
     ac.abort();
     result = await run;
     const mountinfo = Deno.readTextFileSync("/proc/self/mountinfo");
-    assert.ok(!mountinfo.includes(base!), `a berth mount is left on the host:\n${mountinfo}`);
+    assert.ok(
+      !mountinfo.includes(await rootfsBase()),
+      `a berth mount is left on the host:\n${mountinfo}`,
+    );
     for (const d of cgroupDirs(id)) assert.ok(!exists(d), `cgroup left: ${d}`);
     assert.ok(!exists(bundle), "bundle left");
     Deno.removeSync(layer, { recursive: true });

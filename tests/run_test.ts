@@ -5,21 +5,10 @@
 import assert from "node:assert/strict";
 import { berth, type BerthResult, tempDir } from "./_berth.ts";
 import { fixtures, IMAGE_FACTS } from "./_fixtures.ts";
-import { detectCgroupLayout } from "../core/runtime/cgroups.ts";
+import { cgroupDirs } from "./_runtime_helpers.ts";
 
 const fx = await fixtures();
 const BB = "fixture/busybox";
-
-/** Every cgroup directory container `id` would have had (the CLI runs in our cgroup). */
-function cgroupDirs(id: string): string[] {
-  const layout = detectCgroupLayout();
-  if (layout.version === "v2") return [`${layout.mountpoint}/berth/${id}`];
-  const dirs = layout.hierarchies.map((h) =>
-    `${h.mountpoint}${h.own === "/" ? "" : h.own}/berth/${id}`
-  );
-  if (layout.unified) dirs.push(`${layout.unified.mountpoint}/berth/${id}`);
-  return dirs;
-}
 
 const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
 

@@ -3,7 +3,6 @@
 // `docker run` notices. After every run: no berth mount in the host's mountinfo, no cgroup left,
 // nothing left in the bundle.
 import assert from "node:assert/strict";
-import { busyboxRootfs } from "./_fixtures.ts";
 import * as ffi from "../ffi/mod.ts";
 import { Cgroup, detectCgroupLayout } from "../core/runtime/cgroups.ts";
 import {
@@ -24,23 +23,9 @@ import {
 import { ContainerStartError } from "../core/runtime/start_error.ts";
 import { ConflictError } from "../core/errors.ts";
 
+import { cgroupDirs, exists, newId, rootfsBase } from "./_runtime_helpers.ts";
+
 const root = Deno.uid() === 0;
-let base: string | undefined;
-
-async function setup(): Promise<string> {
-  if (base) return base;
-  const dir = Deno.makeTempDirSync({ prefix: "berth-runtime-" });
-  // removed when the test process ends, whichever tests ran
-  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-  await busyboxRootfs(`${dir}/rootfs`);
-  base = dir;
-  return dir;
-}
-
-function newId(): string {
-  return crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "");
-}
-
 interface Ran {
   result: ContainerResult;
   out: string;
@@ -49,7 +34,7 @@ interface Ran {
 }
 
 async function prepare(cmd: string[], options: Partial<RunOptions> = {}) {
-  const dir = await setup();
+  const dir = await rootfsBase();
   const id = newId();
   const bundle = `${dir}/bundles/${id}`;
   const layer = `${dir}/layers/${id}`;
@@ -74,29 +59,12 @@ async function prepare(cmd: string[], options: Partial<RunOptions> = {}) {
   return { id, spec, runOptions, bundle, layer, dir };
 }
 
-/** Every cgroup directory a container `id` would have had. */
-function cgroupDirs(id: string): string[] {
-  const layout = detectCgroupLayout();
-  if (layout.version === "v2") return [`${layout.mountpoint}/berth/${id}`];
-  const dirs = layout.hierarchies.map((h) =>
-    `${h.mountpoint}${h.own === "/" ? "" : h.own}/berth/${id}`
-  );
-  if (layout.unified) dirs.push(`${layout.unified.mountpoint}/berth/${id}`);
-  return dirs;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function assertClean(id: string, bundle: string, layer: string): Promise<void> {
   const mountinfo = Deno.readTextFileSync("/proc/self/mountinfo");
-  assert.ok(!mountinfo.includes(base!), `a berth mount is left on the host:\n${mountinfo}`);
+  assert.ok(
+    !mountinfo.includes(await rootfsBase()),
+    `a berth mount is left on the host:\n${mountinfo}`,
+  );
   for (const d of cgroupDirs(id)) assert.ok(!exists(d), `cgroup left: ${d}`);
   if (exists(bundle)) {
     assert.fail(`bundle left: ${[...Deno.readDirSync(bundle)].map((e) => e.name)}`);
