@@ -24,13 +24,3 @@ export async function acquireLock(
   const close = () => file.close();
   return { close, [Symbol.dispose]: close };
 }
-
-/** Runs `fn` holding the lock at `path`. */
-export async function withLock<T>(
-  path: string,
-  options: { exclusive: boolean },
-  fn: () => Promise<T>,
-): Promise<T> {
-  using _lock = await acquireLock(path, options);
-  return await fn();
-}

@@ -163,7 +163,10 @@ Deno.test("lifecycle: kill -9 of the supervisor is detected; rm -f leaves no pro
   await until("the container's death", async () => !(await exists(`/proc/${pid}`)));
   const ps = await berth(root.path, ["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Status}}"]);
   assert.match(ps.stdout, /^victim exited Exited \(137\) .* ago$/m);
-  assert.match((await inspect(root.path, "victim")).State.Error, /supervisor died/);
+  assert.match(
+    (await inspect(root.path, "victim")).State.Error,
+    new RegExp(`the berth process watching it \\(pid ${monitorPid}\\) died`),
+  );
   assert.equal((await berth(root.path, ["rm", "-f", "victim"])).code, 0);
   for (const d of cgroups) assert.equal(await exists(d), false, `cgroup ${d} removed`);
   assert.ok(!(await Deno.readTextFile("/proc/self/mountinfo")).includes(id));
@@ -283,4 +286,71 @@ Deno.test("lifecycle: exec joins the container (PID namespace, cgroup, caps, no_
   const stopped = await berth(root.path, ["exec", "box", "true"]);
   assert.equal(stopped.code, 125);
   assert.match(stopped.stderr, /is not running/);
+});
+
+Deno.test("lifecycle: two starts at once run one supervisor; stop and wait on a --rm container", async () => {
+  await using root = await store();
+  const id = (await berth(root.path, ["run", "-d", "--name", "twice", BB, "sleep", "300"])).stdout
+    .trim();
+  assert.equal((await berth(root.path, ["stop", "-t", "1", "twice"])).code, 0);
+  const starts = await Promise.all([
+    berth(root.path, ["start", "twice"]),
+    berth(root.path, ["start", "twice"]),
+  ]);
+  for (const s of starts) assert.equal(s.code, 0, s.stderr);
+  const state = (await inspect(root.path, id)).State;
+  assert.equal(state.Status, "running", JSON.stringify(state));
+  const monitors = [...Deno.readDirSync("/proc")].filter((e) => /^\d+$/.test(e.name)).filter(
+    (e) => {
+      try {
+        return Deno.readTextFileSync(`/proc/${e.name}/cmdline`).includes(
+          `__monitor\0${root.path}\0${id}`,
+        );
+      } catch {
+        return false;
+      }
+    },
+  );
+  assert.equal(monitors.length, 1, "one supervisor");
+  const rm = (await berth(root.path, ["run", "-d", "--rm", BB, "sleep", "300"])).stdout.trim();
+  const stop = await berth(root.path, ["stop", "-t", "1", rm]);
+  assert.equal(stop.code, 0, stop.stderr);
+  await until("removal", async () => !(await exists(`${root.path}/containers/${rm}`)));
+});
+
+Deno.test("lifecycle: a name a crash left behind is taken over; an existing --cidfile creates nothing", async () => {
+  await using root = await store();
+  await Deno.mkdir(`${root.path}/containers/names`, { recursive: true });
+  await Deno.writeTextFile(`${root.path}/containers/names/ghost`, "0".repeat(63) + "1");
+  const r = await berth(root.path, ["run", "--name", "ghost", BB, "true"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await berth(root.path, ["rm", "ghost"])).code, 0);
+  const cid = `${root.path}/cid`;
+  await Deno.writeTextFile(cid, "taken");
+  for (
+    const args of [["run", "-d", "--cidfile", cid, BB, "true"], [
+      "run",
+      "--cidfile",
+      cid,
+      BB,
+      "true",
+    ]]
+  ) {
+    const c = await berth(root.path, args);
+    assert.equal(c.code, 125);
+    assert.match(c.stderr, /container ID file found/);
+  }
+  assert.equal((await berth(root.path, ["ps", "-aq"])).stdout, "", "no container was made");
+});
+
+Deno.test("lifecycle: system prune removes stopped containers and then their images", async () => {
+  await using root = await store();
+  await berth(root.path, ["run", "--name", "old", BB, "true"]);
+  await berth(root.path, ["rmi", "-f", BB]);
+  const r = await berth(root.path, ["system", "prune", "-a", "-f"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Deleted Containers:\n[0-9a-f]{64}\n/);
+  assert.match(r.stdout, /^Deleted Images:$/m);
+  assert.equal((await berth(root.path, ["ps", "-aq"])).stdout, "");
+  assert.equal((await berth(root.path, ["images", "-q"])).stdout, "");
 });

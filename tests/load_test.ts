@@ -182,6 +182,8 @@ Deno.test("images, tag, rmi: docker's columns and semantics", async () => {
   assert.equal(rows[0].ID, id.slice(7, 19));
   const filtered = await berth(root.path, ["images", "fixture/*"]);
   assert.equal(filtered.stdout.trim().split("\n").length, 2);
+  const full = await berth(root.path, ["images", "docker.io/fixture/busybox"]);
+  assert.match(full.stdout.trim().split("\n")[1], /^fixture\/busybox\s+latest\s/);
 
   // rmi of an image with two tags by ID is refused without -f; by tag it only untags.
   const refused = await berth(root.path, ["rmi", id.slice(7, 19)]);

@@ -126,3 +126,18 @@ Deno.test("save: -o /dev/null writes to the device, never replaces it", async ()
   assert.ok(after.isCharDevice, "/dev/null is still a character device");
   assert.equal(after.ino, before.ino);
 });
+
+Deno.test("save: a cancelled archive stream lets go of the store (rmi does not wait forever)", async () => {
+  await using root = await tempDir();
+  assert.equal((await berth(root.path, ["load", "-i", fx.dockerArchive])).code, 0);
+  const { Store } = await import("../mod.ts");
+  const store = await Store.open({ root: root.path });
+  const stream = await store.save(["fixture/busybox"]);
+  await stream.cancel();
+  const done = store.removeImage("fixture/busybox");
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error("rmi hung")), 10_000)
+  );
+  const result = await Promise.race([done, timeout]) as { deleted: string[] };
+  assert.equal(result.deleted.length, 1);
+});

@@ -63,11 +63,20 @@ export async function streamToFile(
   const tmp = `${slash >= 0 ? path.slice(0, slash + 1) : ""}.${
     path.slice(slash + 1)
   }.${crypto.randomUUID()}.tmp`;
+  let file: Deno.FsFile;
   try {
-    {
-      using file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+  } catch (e) {
+    await source.cancel().catch(() => {});
+    // Named as the user gave it, not as the temp file.
+    throw new TypeError(`Cannot write "${path}": ${(e as Error).message.split(":")[0]}`);
+  }
+  try {
+    try {
       await writeStream(source, file);
       await file.syncData();
+    } finally {
+      file.close();
     }
     await Deno.rename(tmp, path);
   } catch (e) {
@@ -80,5 +89,14 @@ async function writeStream(source: ReadableStream<Uint8Array>, file: Deno.FsFile
   for await (const chunk of source) {
     let n = 0;
     while (n < chunk.byteLength) n += await file.write(chunk.subarray(n));
+  }
+}
+
+/** The caller's terminal size (`-t`), when it has a terminal. */
+export function terminalSize(): { consoleSize?: { rows: number; columns: number } } {
+  try {
+    return { consoleSize: Deno.consoleSize() };
+  } catch {
+    return {};
   }
 }

@@ -10,6 +10,7 @@ import type { Command } from "./_command.ts";
 import { parseEnvFile } from "../runtime/spec.ts";
 import { discardExec, prepareExec } from "../runtime/prepare_exec.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
+import { terminalSize } from "./_io.ts";
 
 /** The `exec` command. */
 export const command: Command = {
@@ -39,7 +40,9 @@ export const command: Command = {
     const [name, ...cmd] = args;
     const tty = flags.tty === true;
     const interactive = flags.interactive === true;
-    if (tty && !Deno.stdin.isTerminal()) throw new UsageError("the input device is not a TTY");
+    if (tty && interactive && !Deno.stdin.isTerminal()) {
+      throw new UsageError("the input device is not a TTY");
+    }
     const store = await ctx.store();
     const container = await store.container(name);
     const { pid, pidStart } = container.record.state;
@@ -74,7 +77,7 @@ export const command: Command = {
       ...(flags.workdir !== undefined ? { workdir: flags.workdir as string } : {}),
       tty,
       interactive,
-      ...(tty ? { consoleSize: Deno.consoleSize() } : {}),
+      ...(tty ? terminalSize() : {}),
       stdin: interactive ? "inherit" : "null",
       stdout: "inherit",
       stderr: "inherit",

@@ -10,6 +10,7 @@ import { humanSize, since } from "./_human.ts";
 import { table } from "./_table.ts";
 import { parseTemplate } from "./_template.ts";
 import type { ImageSummary } from "../store/store.ts";
+import { formatReference, parseReference } from "../reference.ts";
 
 interface Row {
   ID: string;
@@ -113,11 +114,11 @@ export const command: Command = {
         const pattern = value.includes(":") && value.lastIndexOf(":") > value.lastIndexOf("/")
           ? value
           : `${value}:*`;
-        images = images.filter((i) =>
-          i.repoTags.some((t) =>
-            globMatch(pattern, t) || globMatch(pattern, `docker.io/library/${t}`)
-          )
-        ).map((i) => ({ ...i, repoTags: i.repoTags.filter((t) => globMatch(pattern, t)) }));
+        // A tag matches in the form docker shows it or in its full form (docker.io/library/…).
+        const matches = (t: string) =>
+          globMatch(pattern, t) || globMatch(pattern, formatReference(parseReference(t)));
+        images = images.filter((i) => i.repoTags.some(matches))
+          .map((i) => ({ ...i, repoTags: i.repoTags.filter(matches) }));
       } else throw new UsageError(`invalid filter '${f}'`);
     }
     const noTrunc = flags["no-trunc"] === true;

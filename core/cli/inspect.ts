@@ -40,11 +40,13 @@ export const command: Command = {
       try {
         found.push(await inspectOne(store, name, type));
       } catch (e) {
-        ctx.err(`Error: ${(e as Error).message}\n`);
+        ctx.err(`Error: ${(e as Error).message.split("\n")[0]}\n`);
         status = (e as { exitCode?: number }).exitCode ?? 125;
       }
     }
-    if (found.length > 0 || status === 0) ctx.out(formatInspect(found, flags.format as string));
+    // docker prints the objects it found (`[]` when none), then fails for the rest.
+    const format = flags.format as string | undefined;
+    if (found.length > 0 || format === undefined) ctx.out(formatInspect(found, format));
     return status;
   },
 };

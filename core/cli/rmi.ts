@@ -24,7 +24,7 @@ export const command: Command = {
         for (const t of result.untagged) ctx.out(`Untagged: ${t}\n`);
         for (const d of result.deleted) ctx.out(`Deleted: ${d}\n`);
       } catch (e) {
-        ctx.err(`Error: ${(e as Error).message}\n`);
+        ctx.err(`Error: ${(e as Error).message.split("\n")[0]}\n`);
         status = (e as { exitCode?: number }).exitCode ?? 125;
       }
     }

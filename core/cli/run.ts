@@ -15,6 +15,7 @@ import type { RestartPolicy } from "../metadata/container_db.ts";
 import type { Store } from "../store/store.ts";
 import type { ParsedArgs } from "./_args.ts";
 import type { CliContext } from "./_command.ts";
+import { terminalSize } from "./_io.ts";
 import { NotFoundError } from "../errors.ts";
 import { registryConfig } from "./_registries.ts";
 import { familiarString, parseReference } from "../reference.ts";
@@ -107,7 +108,8 @@ export const command: Command = {
     const detach = flags.detach === true;
     const tty = flags.tty === true;
     const interactive = flags.interactive === true;
-    if (tty && !detach && !Deno.stdin.isTerminal()) {
+    // docker refuses only -it without a terminal; -t alone allocates a pty all the same.
+    if (tty && interactive && !detach && !Deno.stdin.isTerminal()) {
       throw new UsageError("the input device is not a TTY");
     }
     const restart = flags.restart === undefined ? undefined : parseRestart(flags.restart as string);
@@ -148,12 +150,8 @@ export const command: Command = {
       };
       const cidfile = flags.cidfile as string | undefined;
       if (cidfile !== undefined) {
-        if (await Deno.lstat(cidfile).then(() => true, () => false)) {
-          throw new UsageError(
-            `container ID file found, make sure the other container isn't running or delete ${cidfile}`,
-          );
-        }
-        options.onCreate = (id) => Deno.writeTextFile(cidfile, id, { createNew: true });
+        await refuseExistingCidfile(cidfile);
+        options.onCreate = (id) => writeCidfile(cidfile, id);
       }
       const timing = Deno.env.get("BERTH_TIMING") !== undefined;
       if (timing) {
@@ -173,6 +171,24 @@ export const command: Command = {
     }
   },
 };
+
+/** docker's refusal of an existing `--cidfile`. */
+async function refuseExistingCidfile(path: string): Promise<void> {
+  if (await Deno.lstat(path).then(() => true, () => false)) {
+    throw new UsageError(
+      `container ID file found, make sure the other container isn't running or delete ${path}`,
+    );
+  }
+}
+
+/** Writes `--cidfile` (never over an existing file); one-line error naming it. */
+async function writeCidfile(path: string, id: string): Promise<void> {
+  try {
+    await Deno.writeTextFile(path, id, { createNew: true });
+  } catch (e) {
+    throw new TypeError(`Cannot write --cidfile "${path}": ${(e as Error).message.split(":")[0]}`);
+  }
+}
 
 /** Parses `--restart no|on-failure[:N]|always|unless-stopped`. */
 export function parseRestart(value: string): RestartPolicy {
@@ -217,7 +233,7 @@ async function containerOptions(
     ...(extra.restart ? { restart: extra.restart } : {}),
     tty,
     interactive: flags.interactive === true,
-    ...(tty && Deno.stdin.isTerminal() ? { consoleSize: Deno.consoleSize() } : {}),
+    ...(tty ? terminalSize() : {}),
   };
 }
 
@@ -232,13 +248,17 @@ async function runDetached(
   const store = await ctx.store();
   const imageName = await resolveArchive(store, imageArg, flags);
   await ensureImage(store, imageName, imageArg !== imageName, flags, ctx);
-  const container = await store.create(imageName, await containerOptions(cmd, flags, extra));
   const cidfile = flags.cidfile as string | undefined;
-  if (cidfile !== undefined) await Deno.writeTextFile(cidfile, container.id, { createNew: true });
+  if (cidfile !== undefined) await refuseExistingCidfile(cidfile);
+  const container = await store.create(imageName, await containerOptions(cmd, flags, extra));
   try {
+    if (cidfile !== undefined) await writeCidfile(cidfile, container.id);
     await container.start();
   } catch (e) {
-    if (flags.rm) await container.remove({ force: true }).catch(() => {});
+    // Nothing half-made stays: a container that never ran goes (as with --rm).
+    if (flags.rm || container.record.state.status === "created") {
+      await container.remove({ force: true }).catch(() => {});
+    }
     throw e;
   }
   ctx.out(`${container.id}\n`);

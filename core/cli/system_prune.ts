@@ -1,6 +1,6 @@
 /**
- * `berth system prune [-a] [-f]` (also `berth prune`): dangling images (with `-a` all unused
- * ones) and unreferenced blobs.
+ * `berth system prune [-a] [-f]` (also `berth prune`): stopped containers, dangling images (with
+ * `-a` all unused ones) and unreferenced blobs and snapshots.
  *
  * @module
  */
@@ -17,13 +17,19 @@ export const command: Command = {
     force: { type: "boolean", short: "f", help: "Do not prompt for confirmation" },
   },
   async run({ flags }, ctx) {
-    const question = `WARNING! This will remove:\n  - ${
+    const question = `WARNING! This will remove:\n  - all stopped containers\n  - ${
       flags.all
         ? "all images without at least one container associated to them"
         : "all dangling images"
     }\n  - all blobs no image references`;
     if (!flags.force && !(await confirm(question, ctx.out))) return 0;
-    const result = await (await ctx.store()).prune({ images: flags.all ? "all" : "dangling" });
+    const store = await ctx.store();
+    const containers = await store.pruneContainers();
+    if (containers.deleted.length > 0) {
+      ctx.out(`Deleted Containers:\n${containers.deleted.map((d) => `${d}\n`).join("")}\n`);
+    }
+    const result = await store.prune({ images: flags.all ? "all" : "dangling" });
+    result.reclaimedBytes += containers.reclaimedBytes;
     if (result.deletedImages.length > 0) {
       ctx.out(`Deleted Images:\n${result.deletedImages.map((d) => `deleted: ${d}\n`).join("")}\n`);
     }

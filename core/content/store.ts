@@ -110,11 +110,6 @@ export class IngestSession {
     }
   }
 
-  /** Drops one staged blob early (it is dropped anyway at close). */
-  async discard(staged: StagedBlob): Promise<void> {
-    await Deno.remove(staged.path).catch(() => {});
-  }
-
   /** Removes the session directory with every blob not committed. */
   async close(): Promise<void> {
     try {
@@ -230,16 +225,6 @@ export class ContentStore {
       }
     }
     return staged.digest;
-  }
-
-  /** Stages and commits `source` in a session of its own. */
-  async ingest(source: ByteSource, options?: StageOptions): Promise<Digest> {
-    const session = await this.session();
-    try {
-      return await this.commit(await session.stage(source, options));
-    } finally {
-      await session.close();
-    }
   }
 
   /** Makes the directory entries of committed blobs durable. */

@@ -13,6 +13,12 @@ export const MAX_MANIFEST_SIZE = 4 << 20;
 /** Largest image config accepted. */
 export const MAX_CONFIG_SIZE = 8 << 20;
 
+/**
+ * Largest accepted ratio of uncompressed to compressed layer size. Deflate cannot exceed 1032:1, so
+ * this never refuses a real gzip layer; it stops zstd bombs whose output has no bound otherwise.
+ */
+export const MAX_EXPANSION = 1100;
+
 /** Parses JSON of at most `maxSize` bytes; errors name `what`. */
 export function parseJson(bytes: Uint8Array, what: string, maxSize: number): unknown {
   if (bytes.byteLength > maxSize) {

@@ -11,12 +11,9 @@ import { DigestMismatchError, inContext } from "../errors.ts";
 import { TarParser, type TarSink } from "../tar/reader.ts";
 import type { ByteSource } from "../content/store.ts";
 import type { Layer } from "./image.ts";
+import { MAX_EXPANSION } from "./parse.ts";
 
-/**
- * Largest accepted ratio of uncompressed to compressed layer size. Deflate cannot exceed 1032:1, so
- * this never refuses a real gzip layer; it stops zstd bombs whose output has no bound otherwise.
- */
-export const MAX_EXPANSION = 1100;
+export { MAX_EXPANSION };
 
 /** Options of {@linkcode readLayer}. */
 export interface ReadLayerOptions {

@@ -104,17 +104,24 @@ export class ContainerDb {
       );
     }
     await Deno.mkdir(`${this.dir}/names`, { recursive: true });
+    const nameFile = `${this.dir}/names/${record.name}`;
     try {
-      await Deno.writeTextFile(`${this.dir}/names/${record.name}`, record.id, { createNew: true });
+      await Deno.writeTextFile(nameFile, record.id, { createNew: true });
     } catch (e) {
-      if (e instanceof Deno.errors.AlreadyExists) {
-        const owner = await Deno.readTextFile(`${this.dir}/names/${record.name}`).catch(() => "");
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      const owner = await Deno.readTextFile(nameFile).catch(() => "");
+      if (await this.#exists(owner)) {
         throw new ConflictError(
           `Conflict. The container name "/${record.name}" is already in use by container ` +
             `"${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
         );
       }
-      throw e;
+      // A crash left the name behind without its container: take it over, atomically, unless
+      // another process was quicker (then its claim stands).
+      await writeFileAtomic(nameFile, record.id, { durable: false });
+      if ((await Deno.readTextFile(nameFile).catch(() => "")) !== record.id) {
+        throw new ConflictError(`Conflict. The container name "/${record.name}" is already in use`);
+      }
     }
     try {
       await Deno.mkdir(this.path(record.id), { mode: 0o700 });
@@ -193,12 +200,53 @@ export class ContainerDb {
     throw new NotFoundError(`No such container: ${input}`);
   }
 
-  /** Removes the record, its directory and its name. */
+  /**
+   * Removes the record, its directory and its name. The directory is first renamed to
+   * `containers/.trash-<uuid>`, so a crash never leaves a half-removed container (the next
+   * {@linkcode ContainerDb.sweep} finishes the job).
+   */
   async remove(record: ContainerRecord): Promise<void> {
-    await Deno.remove(this.path(record.id), { recursive: true }).catch((e) => {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    });
-    const owner = await Deno.readTextFile(`${this.dir}/names/${record.name}`).catch(() => "");
-    if (owner === record.id) await Deno.remove(`${this.dir}/names/${record.name}`).catch(() => {});
+    const nameFile = `${this.dir}/names/${record.name}`;
+    const owner = await Deno.readTextFile(nameFile).catch(() => "");
+    if (owner === record.id) await Deno.remove(nameFile).catch(() => {});
+    const trash = `${this.dir}/.trash-${crypto.randomUUID()}`;
+    try {
+      await Deno.rename(this.path(record.id), trash);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      throw e;
+    }
+    // A concurrent sweep may be removing it too; what is left goes at the next sweep.
+    await Deno.remove(trash, { recursive: true }).catch(() => {});
+  }
+
+  /**
+   * Cleans what crashes left: trash dirs, container dirs without a record (a crash between
+   * mkdir and the first write; only when older than a minute, so a create in progress is safe).
+   */
+  async sweep(): Promise<void> {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(this.dir));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const path = `${this.dir}/${e.name}`;
+      if (e.name.startsWith(".trash-")) {
+        await Deno.remove(path, { recursive: true }).catch(() => {});
+      } else if (e.isDirectory && ID_RE.test(e.name) && !(await this.#exists(e.name))) {
+        const st = await Deno.stat(path).catch(() => undefined);
+        if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
+          await Deno.remove(path, { recursive: true }).catch(() => {});
+        }
+      }
+    }
+  }
+
+  /** True when container `id` has a record. */
+  async #exists(id: string): Promise<boolean> {
+    if (!ID_RE.test(id)) return false;
+    return await Deno.stat(`${this.path(id)}/container.json`).then(() => true, () => false);
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import { SIGNALS } from "../../ffi/constants.ts";
 import { processAlive, readSpec } from "./containers.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
@@ -126,7 +126,7 @@ export class Container {
       const monitorAlive = processAlive(r.state.monitorPid, r.state.monitorStart);
       if (!alive && !monitorAlive) {
         const who = r.state.monitorPid !== undefined
-          ? "its supervisor"
+          ? `the berth process watching it (pid ${r.state.monitorPid})`
           : "the berth process running it";
         r = await db.update(this.id, (x) => {
           x.state = {
@@ -184,20 +184,46 @@ export class Container {
     await this.refresh();
     if (!this.running) return;
     const signal = options.signal ?? this.#stopSignal();
+    // Recorded as a stop first: a supervisor between two runs then starts none.
     await this.kill(signal, { stop: true }).catch(() => {});
+    let signaled = this.#record.state.pid;
     const deadline = Date.now() + (options.timeout ?? 10) * 1000;
-    while (Date.now() < deadline) {
-      if (!(await this.refresh(), this.#processRuns())) break;
+    for (let killing = false;;) {
+      try {
+        await this.refresh();
+      } catch (e) {
+        if (e instanceof NotFoundError) return; // a --rm container went away by itself
+        throw e;
+      }
+      if (!this.running) return;
+      if (!killing && Date.now() >= deadline) {
+        killing = true;
+        signaled = undefined;
+      }
+      const pid = this.#record.state.pid;
+      // A run that began despite the stop (a restart racing it) gets the signal too.
+      if (pid !== undefined && pid !== signaled && this.#processRuns()) {
+        try {
+          Deno.kill(pid, killing ? "SIGKILL" : signal);
+        } catch { /* gone meanwhile */ }
+        signaled = pid;
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
-    if (this.#processRuns()) await this.kill("SIGKILL", { stop: true }).catch(() => {});
-    await this.wait();
   }
 
-  /** Resolves with the exit code once the container has exited. */
+  /**
+   * Resolves with the exit code once the container has exited. A `--rm` container removed by its
+   * supervisor meanwhile has exited too: its last known code is returned.
+   */
   async wait(options: { signal?: AbortSignal } = {}): Promise<number> {
     for (;;) {
-      await this.refresh();
+      try {
+        await this.refresh();
+      } catch (e) {
+        if (e instanceof NotFoundError) return this.#record.state.exitCode ?? 0;
+        throw e;
+      }
       if (!this.running) return this.#record.state.exitCode ?? 0;
       options.signal?.throwIfAborted();
       await new Promise((r) => setTimeout(r, 50));

@@ -124,7 +124,10 @@ export interface ReadLogsOptions {
   signal?: AbortSignal;
 }
 
-/** Reads the entries of a log file (none when it does not exist yet). */
+/**
+ * Reads the entries of a log file (none when it does not exist yet), streaming: memory stays
+ * bounded by one read (1 MiB) plus, with `tail`, the last N entries.
+ */
 export async function* readLogs(
   path: string,
   options: ReadLogsOptions = {},
@@ -132,15 +135,16 @@ export async function* readLogs(
   let offset = 0;
   let rest = "";
   const decoder = new TextDecoder();
-  const readNew = async (): Promise<LogEntry[]> => {
+  const keep = (e: LogEntry) => !options.since || Date.parse(e.time) >= options.since.getTime();
+  /** The entries written since the last call, as they are parsed. */
+  async function* readNew(): AsyncGenerator<LogEntry> {
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
+      if (e instanceof Deno.errors.NotFound) return;
       throw e;
     }
-    const out: LogEntry[] = [];
     try {
       await file.seek(offset, Deno.SeekMode.Start);
       const buf = new Uint8Array(1 << 20);
@@ -149,29 +153,41 @@ export async function* readLogs(
         if (n === null) break;
         offset += n;
         rest += decoder.decode(buf.subarray(0, n), { stream: true });
-        let nl: number;
-        while ((nl = rest.indexOf("\n")) >= 0) {
-          const line = rest.slice(0, nl);
-          rest = rest.slice(nl + 1);
+        const lines = rest.split("\n");
+        rest = lines.pop()!;
+        for (const line of lines) {
+          let e: LogEntry;
           try {
-            const e = JSON.parse(line) as LogEntry;
-            if (!options.since || Date.parse(e.time) >= options.since.getTime()) out.push(e);
-          } catch { /* a torn last line of a crashed writer */ }
+            e = JSON.parse(line);
+          } catch {
+            continue; // a torn last line of a crashed writer
+          }
+          if (keep(e)) yield e;
         }
       }
     } finally {
       file.close();
     }
-    return out;
-  };
-  const first = await readNew();
-  yield* options.tail !== undefined ? first.slice(Math.max(0, first.length - options.tail)) : first;
+  }
+  if (options.tail !== undefined) {
+    const last: LogEntry[] = [];
+    if (options.tail > 0) {
+      for await (const e of readNew()) {
+        last.push(e);
+        if (last.length > options.tail) last.shift();
+      }
+    } else for await (const _ of readNew()) { /* skip to the end */ }
+    yield* last;
+  } else yield* readNew();
   if (!options.follow) return;
   while (!options.signal?.aborted) {
     const alive = options.running ? await options.running() : false;
-    const more = await readNew();
-    yield* more;
-    if (!alive && more.length === 0) return;
+    let more = false;
+    for await (const e of readNew()) {
+      more = true;
+      yield e;
+    }
+    if (!alive && !more) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -8,7 +8,7 @@
 import type { Store } from "./store.ts";
 import { randomName } from "../metadata/random_name.ts";
 import type { ContainerRecord, RestartPolicy } from "../metadata/container_db.ts";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import { createSpec, type RunOptions } from "../runtime/spec.ts";
 import type { RuntimeSpec } from "../runtime/spec_types.ts";
 import {
@@ -19,7 +19,7 @@ import {
 } from "../runtime/run.ts";
 import type { RootfsSource } from "../runtime/_init_protocol.ts";
 import { detectCgroupLayout } from "../runtime/cgroups.ts";
-import { processAlive as isAlive } from "../runtime/process_info.ts";
+import { processAlive as isAlive, processStartTime } from "../runtime/process_info.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
@@ -69,6 +69,12 @@ export async function createContainer(
   options: CreateContainerOptions & { imageName: string },
 ): Promise<ContainerRecord> {
   const what = `Cannot run "${options.imageName}"`;
+  // Held shared until the record exists: an rmi or prune (exclusive) sees the container, or
+  // runs before it and then the image is gone for it too (NotFoundError below).
+  using _gc = await store.gcShared();
+  if (!(await store.content.has(image.manifestDigest))) {
+    throw new NotFoundError(`No such image: ${options.imageName}`);
+  }
   const snapshots = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
   const layerSources = image.layers.map((layer) => ({
     layer,
@@ -184,6 +190,8 @@ export async function startContainer(
     throw e;
   }
   let result: ContainerResult;
+  let started: Promise<unknown> = Promise.resolve();
+  let ownWatch = false;
   try {
     result = await runContainer(spec, {
       bundleDir: store.containers.path(record.id),
@@ -202,11 +210,17 @@ export async function startContainer(
         delete record.state.finishedAt;
         delete record.state.error;
         record.cgroupDirs = cgroupDirsOf(pid);
-        // Recorded in the background: the start path does not wait for the disk. Field by field:
-        // a stop requested meanwhile (by another process) must survive.
+        // Recorded in the background (the start path does not wait for the disk), field by
+        // field: a stop requested meanwhile by another process must survive. This process is
+        // recorded as the one watching the container, unless its supervisor already is.
         const { status, startedAt } = record.state;
-        store.containers.update(record.id, (r) => {
+        started = store.containers.update(record.id, (r) => {
           Object.assign(r.state, { status, pid, pidStart: info.startTime, startedAt });
+          if (r.state.monitorPid === undefined) {
+            ownWatch = true;
+            r.state.monitorPid = Deno.pid;
+            r.state.monitorStart = processStartTime(Deno.pid);
+          }
           delete r.state.exitCode;
           delete r.state.finishedAt;
           delete r.state.error;
@@ -216,7 +230,12 @@ export async function startContainer(
       },
     });
   } catch (e) {
+    await started;
     await store.containers.update(record.id, (r) => {
+      if (ownWatch) {
+        delete r.state.monitorPid;
+        delete r.state.monitorStart;
+      }
       r.state = {
         ...r.state,
         status: "exited",
@@ -229,6 +248,7 @@ export async function startContainer(
     }).catch(() => {});
     throw e;
   }
+  await started; // the start's own record update lands first
   const updated = await store.containers.update(record.id, (r) => {
     r.state = {
       ...r.state,
@@ -239,6 +259,11 @@ export async function startContainer(
     };
     delete r.state.pid;
     delete r.state.pidStart;
+    delete r.state.error;
+    if (ownWatch) {
+      delete r.state.monitorPid;
+      delete r.state.monitorStart;
+    }
   }).catch(() => undefined);
   if (updated) Object.assign(record, updated);
   return result;

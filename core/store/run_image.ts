@@ -67,17 +67,18 @@ export async function runImage(
   image: Image,
   options: RunImageOptions & { imageName: string },
 ): Promise<RunResult> {
-  let record: ContainerRecord;
+  let record: ContainerRecord | undefined;
+  let log: LogWriter | undefined;
   try {
     record = await createContainer(store, image, options);
     await options.onCreate?.(record.id);
+    if (options.log && !options.rm) log = await LogWriter.open(logPath(store, record.id));
   } catch (e) {
+    // Nothing half-made stays behind: a container that could not be set up goes.
+    if (record) await store.containers.remove(record).catch(() => {});
     if (options.init) await discardInit(options.init);
     throw e;
   }
-  const log = options.log && !options.rm
-    ? await LogWriter.open(logPath(store, record.id))
-    : undefined;
   try {
     const { stdin, input, signal, forwardSignals, timing, init } = options;
     let { stdout, stderr } = options;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Digest } from "../digest.ts";
-import { ConflictError } from "../errors.ts";
+import { BerthError, ConflictError, LimitError, NotFoundError } from "../errors.ts";
 import { ContentStore, type StagedBlob } from "../content/store.ts";
 import { readFileChunks } from "../content/read_file.ts";
 import {
@@ -16,7 +16,13 @@ import {
   upsertImage,
 } from "../metadata/image_db.ts";
 import { acquireLock } from "../lock.ts";
-import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, parseConfig, parseManifest } from "../image/parse.ts";
+import {
+  MAX_CONFIG_SIZE,
+  MAX_EXPANSION,
+  MAX_MANIFEST_SIZE,
+  parseConfig,
+  parseManifest,
+} from "../image/parse.ts";
 import { createImage, type Image } from "../image/image.ts";
 import { hostPlatform } from "../oci/platform.ts";
 import type { Platform } from "../oci/types.ts";
@@ -236,6 +242,8 @@ export class Store {
     const store = new Store(await Deno.realPath(root));
     await store.content.init();
     await store.snapshots.init();
+    await store.containers.sweep();
+    await sweepTempFiles(store.root);
     return store;
   }
 
@@ -280,7 +288,8 @@ export class Store {
       const sniffed = await sniffCompression(source);
       const stream = sniffed.compression === "none"
         ? sniffed.stream
-        : sniffed.stream.pipeThrough(createDecompressor(sniffed.compression, { what }));
+        : boundedExpansion(sniffed.stream, (s) =>
+          s.pipeThrough(createDecompressor(sniffed.compression, { what })), what);
       const images = await readImageArchive(stream, {
         session,
         what,
@@ -400,6 +409,49 @@ export class Store {
     options: { format?: "docker-archive" | "oci-archive" } = {},
   ): Promise<ReadableStream<Uint8Array>> {
     if (names.length === 0) throw new TypeError("save needs at least one image");
+    // Held from before the images are read until the stream ends, fails or is cancelled: a
+    // concurrent rmi or prune cannot pull blobs out from under it.
+    const gc = await this.gcShared();
+    const release = () => gc[Symbol.dispose]();
+    let entries: ArchiveEntry[];
+    try {
+      entries = await this.#saveEntries(names);
+    } catch (e) {
+      release();
+      throw e;
+    }
+    const { writeImageArchive } = await import("../transport/archive_writer.ts");
+    const stream = writeImageArchive(entries, {
+      format: options.format ?? "docker-archive",
+      openBlob: (digest) => this.content.read(digest),
+    });
+    const reader = stream.getReader();
+    let held = true;
+    const done = () => {
+      if (held) release();
+      held = false;
+    };
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { value, done: end } = await reader.read();
+          if (end) {
+            done();
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (e) {
+          done();
+          controller.error(e);
+        }
+      },
+      async cancel(reason) {
+        done();
+        await reader.cancel(reason).catch(() => {});
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  async #saveEntries(names: readonly string[]): Promise<ArchiveEntry[]> {
     const data = await this.imageDb.read();
     const entries: ArchiveEntry[] = [];
     for (const name of names) {
@@ -416,13 +468,7 @@ export class Store {
       }
       entries.push({ image: await this.image(record), tags: tag ? [tag] : [] });
     }
-    const gc = await this.gcShared();
-    const { writeImageArchive } = await import("../transport/archive_writer.ts");
-    const stream = writeImageArchive(entries, {
-      format: options.format ?? "docker-archive",
-      openBlob: (digest) => this.content.read(digest),
-    });
-    return stream.pipeThrough(new TransformStream({ flush: () => gc[Symbol.dispose]() }));
+    return entries;
   }
 
   /**
@@ -509,6 +555,32 @@ export class Store {
   }
 
   /**
+   * `container prune`: removes every container that is not running; resolves with their ids and
+   * the bytes they held (upper dirs, logs).
+   *
+   * @example
+   * ```ts
+   * import { Store } from "@berth/berth";
+   * const root = await Deno.makeTempDir();
+   * const store = await Store.open({ root });
+   * console.log(await store.pruneContainers()); // { deleted: [], reclaimedBytes: 0 }
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async pruneContainers(): Promise<{ deleted: string[]; reclaimedBytes: number }> {
+    const deleted: string[] = [];
+    let reclaimedBytes = 0;
+    for (const c of await this.listContainers()) {
+      if (c.running) continue;
+      const size = await dirSize(this.containers.path(c.id));
+      await c.remove();
+      deleted.push(c.id);
+      reclaimedBytes += size;
+    }
+    return { deleted, reclaimedBytes };
+  }
+
+  /**
    * Every container (states made truthful), newest first.
    *
    * @example
@@ -552,11 +624,6 @@ export class Store {
   async inspect(input: string): Promise<ImageInspect> {
     const record = await this.resolve(input);
     return inspectImage(record, await this.image(record));
-  }
-
-  /** Image records (a consistent snapshot). */
-  records(): Promise<ImageDbData> {
-    return this.imageDb.read();
   }
 
   /**
@@ -668,6 +735,9 @@ export class Store {
    * ```
    */
   async removeImage(input: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+    // Exclusive from the in-use check to the sweep: no container is created on this image, and
+    // no load or pull writes blobs, in between (both hold the lock shared).
+    using _gc = await this.#gcExclusive();
     const containers = await this.containers.list();
     const result = await this.imageDb.update((data) => {
       const record = resolveImage(data, input);
@@ -708,7 +778,7 @@ export class Store {
       result.deleted.push(record.id);
       return result;
     });
-    if (result.deleted.length > 0) await this.gc();
+    if (result.deleted.length > 0) await this.#collect();
     return result;
   }
 
@@ -731,6 +801,7 @@ export class Store {
    * ```
    */
   async prune(options: { images?: "none" | "dangling" | "all" } = {}): Promise<PruneResult> {
+    using _gc = await this.#gcExclusive();
     const used = new Set((await this.containers.list()).map((c) => c.imageId));
     const deletedImages = await this.imageDb.update((data) => {
       const mode = options.images ?? "none";
@@ -740,7 +811,7 @@ export class Store {
       data.images = data.images.filter((i) => !gone.includes(i));
       return gone.map((i) => i.id);
     });
-    return { deletedImages, ...(await this.gc()) };
+    return { deletedImages, ...(await this.#collect()) };
   }
 
   /**
@@ -756,7 +827,17 @@ export class Store {
    * ```
    */
   async gc(): Promise<{ deletedBlobs: number; reclaimedBytes: number }> {
-    using _gc = await acquireLock(`${this.root}/gc.lock`, { exclusive: true });
+    using _gc = await this.#gcExclusive();
+    return await this.#collect();
+  }
+
+  /** The GC lock, exclusive: no load, pull, import, save or create runs meanwhile. */
+  #gcExclusive(): Promise<Disposable> {
+    return acquireLock(`${this.root}/gc.lock`, { exclusive: true });
+  }
+
+  /** Mark and sweep; the caller holds the GC lock exclusively. */
+  async #collect(): Promise<{ deletedBlobs: number; reclaimedBytes: number }> {
     const data = await this.imageDb.read();
     const live = await this.#liveBlobs(data);
     let deletedBlobs = 0;
@@ -770,7 +851,7 @@ export class Store {
     // Snapshots: kept for every image's layer chain and every container's.
     const liveChains = new Set<Digest>();
     for (const record of data.images) {
-      const image = await this.image(record).catch(() => undefined);
+      const image = await this.#readLive(record);
       if (image) {
         for (const c of await Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
       }
@@ -788,16 +869,30 @@ export class Store {
     const live = new Set<Digest>();
     for (const record of data.images) {
       live.add(record.manifest);
-      try {
-        const image = await this.image(record);
-        live.add(image.configDigest);
-        for (const layer of image.layers) live.add(layer.digest);
-      } catch (e) {
-        // A record whose manifest cannot be read keeps only what it names; say so, keep going.
-        console.error(`Warning: image ${record.id}: ${(e as Error).message}`);
-      }
+      const image = await this.#readLive(record);
+      if (!image) continue;
+      live.add(image.configDigest);
+      for (const layer of image.layers) live.add(layer.digest);
     }
     return live;
+  }
+
+  /**
+   * An image that GC must keep. A record whose manifest or config blob is gone can keep nothing
+   * more (say so); any other failure (EIO, EMFILE, …) stops GC rather than sweep live data.
+   */
+  async #readLive(record: ImageRecord): Promise<Image | undefined> {
+    try {
+      return await this.image(record);
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) {
+        throw new BerthError(
+          `Garbage collection stopped: image ${record.id}: ${(e as Error).message}`,
+        );
+      }
+      console.error(`Warning: image ${record.id}: ${(e as Error).message}`);
+      return undefined;
+    }
   }
 
   /**
@@ -847,5 +942,51 @@ export class Store {
       containerSize,
       containerReclaimable,
     };
+  }
+}
+
+/**
+ * Undoes the compression of a whole archive (`.tar.gz`, `.tar.zst`) with a bound no real archive
+ * reaches: never more than {@linkcode MAX_EXPANSION} times the compressed bytes read so far (plus
+ * 1 MiB), so a small bomb cannot fill the disk with staged files.
+ */
+function boundedExpansion(
+  source: ReadableStream<Uint8Array>,
+  decompress: (s: ReadableStream<Uint8Array>) => ReadableStream<Uint8Array>,
+  what: string,
+): ReadableStream<Uint8Array> {
+  let input = 0;
+  let output = 0;
+  const counted = source.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        input += chunk.byteLength;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return decompress(counted).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        output += chunk.byteLength;
+        if (output > input * MAX_EXPANSION + (1 << 20)) {
+          throw new LimitError(
+            `${what}: decompresses to more than ${MAX_EXPANSION} times its size (a decompression bomb?)`,
+          );
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+/** Temp files of atomic writes a crash left in the store root (older than a minute). */
+async function sweepTempFiles(root: string): Promise<void> {
+  for await (const e of Deno.readDir(root)) {
+    if (!e.isFile || !e.name.startsWith(".") || !e.name.endsWith(".tmp")) continue;
+    const st = await Deno.stat(`${root}/${e.name}`).catch(() => undefined);
+    if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
+      await Deno.remove(`${root}/${e.name}`).catch(() => {});
+    }
   }
 }

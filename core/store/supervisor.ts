@@ -12,14 +12,19 @@ import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
 import { startContainer } from "./containers.ts";
-import { processStartTime } from "../runtime/process_info.ts";
+import { processAlive, processStartTime } from "../runtime/process_info.ts";
 import { logPath, LogWriter } from "./container_logs.ts";
 import { close, dup3, openat } from "../../ffi/fs.ts";
 import { setsid } from "../../ffi/process.ts";
-import { AT_FDCWD, O_CLOEXEC, O_WRONLY } from "../../ffi/constants.ts";
+import { AT_FDCWD, O_APPEND, O_CLOEXEC, O_CREAT, O_WRONLY } from "../../ffi/constants.ts";
 
-/** The monitor's first (and only) message to the process that spawned it. */
-type Hello = { started: true; pid: number } | { error: string; code: number };
+/**
+ * The monitor's first (and only) message to the process that spawned it: the container started,
+ * it could not start, or another supervisor already runs it.
+ */
+type Hello = { started: true; pid: number } | { error: string; code: number } | {
+  running: true;
+};
 
 /** The command line that runs berth itself in `mode` (compiled, or under `deno run`). */
 export function selfCommand(mode: string): { command: string; args: string[] } {
@@ -33,13 +38,17 @@ export function selfCommand(mode: string): { command: string; args: string[] } {
  * container runs (resolving with its host pid) or could not start (throwing
  * `ContainerStartError` with docker's exit code). The supervisor then lives on alone.
  */
-export async function spawnSupervisor(store: Store, record: ContainerRecord): Promise<number> {
+export async function spawnSupervisor(
+  store: Store,
+  record: ContainerRecord,
+): Promise<number | undefined> {
   const { command, args } = selfCommand("__monitor");
   const child = new Deno.Command(command, {
     args: [...args, store.root, record.id],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
+    cwd: "/",
     env: { DENO_NO_UPDATE_CHECK: "1" },
   }).spawn();
   const reader = child.stdout.getReader();
@@ -61,15 +70,25 @@ export async function spawnSupervisor(store: Store, record: ContainerRecord): Pr
     hello = JSON.parse(line);
   } catch {
     const status = await child.status;
+    // The supervisor writes its own errors to this file (its stderr is not the caller's).
+    const why = (await Deno.readTextFile(monitorLogPath(store, record.id)).catch(() => ""))
+      .trim().split("\n").at(-1);
     throw new ContainerStartError(
-      `the supervisor of container ${
-        record.id.slice(0, 12)
-      } exited (${status.code}) before starting it`,
+      `the supervisor of container ${record.id.slice(0, 12)} exited (${status.code}) ` +
+        `before starting it${why ? `: ${why}` : ""}`,
     );
   }
   if ("error" in hello) throw new ContainerStartError(hello.error, hello.code);
-  return hello.pid;
+  return "running" in hello ? undefined : hello.pid;
 }
+
+/** The supervisor's own error output (not the container's). */
+function monitorLogPath(store: Store, id: string): string {
+  return `${store.containers.path(id)}/monitor.log`;
+}
+
+/** A container that ran this long restarts without delay again (docker resets its backoff). */
+const BACKOFF_RESET_MS = 10_000;
 
 /** Restart delay after the n-th restart: docker's 100 ms, doubling, at most 1 minute. */
 function backoff(n: number): number {
@@ -90,6 +109,7 @@ function shouldRestart(record: ContainerRecord, code: number, restarts: number):
 /** The monitor mode's entry: `berth __monitor ROOT ID`. */
 export async function monitor(args: string[]): Promise<void> {
   const [root, id] = args;
+  redirectStderr(root, id);
   try {
     setsid(); // no controlling terminal, no SIGHUP when the caller's session ends
   } catch { /* already a session leader */ }
@@ -101,16 +121,28 @@ export async function monitor(args: string[]): Promise<void> {
     writeStdout(new TextEncoder().encode(JSON.stringify(message) + "\n"));
     silenceStdout();
   };
+  // Claimed under the record's lock: of two `start`s at once, one supervisor runs it.
+  let taken = false;
   let record = await store.containers.update(id, (r) => {
+    const other = r.state.monitorPid !== undefined && r.state.monitorPid !== Deno.pid &&
+      processAlive(r.state.monitorPid, r.state.monitorStart ?? "");
+    if (other || processAlive(r.state.pid ?? -1, r.state.pidStart ?? "")) return;
+    taken = true;
     r.state.monitorPid = Deno.pid;
     r.state.monitorStart = processStartTime(Deno.pid);
     r.state.stopRequested = false;
   });
+  if (!taken) {
+    hello({ running: true });
+    return;
+  }
   const log = await LogWriter.open(logPath(store, id));
   let said = false;
+  let backoffs = 0;
   try {
     for (let restarts = record.restartCount ?? 0;;) {
       let code: number;
+      const began = Date.now();
       try {
         const result = await startContainer(store, record, {
           stdin: "null",
@@ -135,7 +167,8 @@ export async function monitor(args: string[]): Promise<void> {
         r.restartCount = restarts;
         r.state.status = "restarting";
       });
-      await new Promise((r) => setTimeout(r, backoff(restarts - 1)));
+      if (Date.now() - began >= BACKOFF_RESET_MS) backoffs = 0;
+      await new Promise((r) => setTimeout(r, backoff(backoffs++)));
       record = await store.containers.read(id);
       if (record.state.stopRequested) {
         // Stopped while waiting to restart: it stays exited with its last exit code.
@@ -173,4 +206,18 @@ function silenceStdout(): void {
     dup3(fd, 1);
     close(fd);
   } catch { /* keep the pipe */ }
+}
+
+/** Sends the supervisor's own stderr to `containers/<id>/monitor.log` (the caller's is gone). */
+function redirectStderr(root: string, id: string): void {
+  try {
+    const fd = openat(
+      AT_FDCWD,
+      `${root}/containers/${id}/monitor.log`,
+      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+      0o640,
+    );
+    dup3(fd, 2);
+    close(fd);
+  } catch { /* keep /dev/null */ }
 }
