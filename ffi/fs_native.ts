@@ -13,6 +13,16 @@
  * @module
  */
 import { SyscallError } from "./syscall_error.ts";
+import {
+  AT_EMPTY_PATH,
+  AT_FDCWD,
+  AT_SYMLINK_NOFOLLOW,
+  O_CLOEXEC,
+  O_NOFOLLOW,
+  O_PATH,
+  S_IFLNK,
+  S_IFMT,
+} from "./constants.ts";
 
 const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
@@ -70,8 +80,13 @@ const SCRATCH = 16 * 1024;
 const pathA = new Uint8Array(SCRATCH);
 const pathB = new Uint8Array(SCRATCH);
 const nameBuf = new Uint8Array(1024);
+const statBuf = new Uint8Array(256);
+const statView = new DataView(statBuf.buffer);
+const STATX_TYPE = 0x1;
 const ENAMETOOLONG = 36;
 const EINTR = 4;
+const ENOSYS = 38;
+const EOPNOTSUPP = 95;
 
 function fail(name: string, arg: string | number): never {
   throw new SyscallError(name, errnoCell![0], arg);
@@ -175,9 +190,19 @@ export function fchmod(fd: number, mode: number): void {
 let noFchmodat2 = false;
 
 /**
+ * Test-only: `true` makes {@linkcode chmodNoFollow} act as on a kernel without `fchmodat2` (before
+ * Linux 6.6), so that tests run its fallback on any kernel; `false` goes back to detecting.
+ */
+export function _simulateNoFchmodat2ForTesting(on: boolean): void {
+  noFchmodat2 = on;
+}
+
+/**
  * chmod without following a final symlink: `fchmodat2(2)` with `AT_SYMLINK_NOFOLLOW` (Linux 6.6+).
- * On older kernels, plain `fchmodat` (which follows): callers only use it on an entry they just
- * created as a non-symlink in a directory no one else writes.
+ * On older kernels, as glibc's `fchmodat(AT_SYMLINK_NOFOLLOW)` does: the entry is opened with
+ * `O_PATH | O_NOFOLLOW`, a symlink is refused, and the opened inode itself is chmodded through
+ * `/proc/self/fd/N`. A symlink fails with `EOPNOTSUPP` either way (its mode is never changed, its
+ * target never touched).
  */
 export function chmodNoFollow(dirfd: number, path: string, mode: number): void {
   const s = lib ?? open();
@@ -187,10 +212,22 @@ export function chmodNoFollow(dirfd: number, path: string, mode: number): void {
       s.syscall_path_mode_flags(NR_FCHMODAT2, BigInt(dirfd), p, BigInt(mode), 0x100n),
     );
     if (r !== -1) return;
-    if (errnoCell![0] !== 38) fail("fchmodat2", path); // ENOSYS
+    if (errnoCell![0] !== ENOSYS) fail("fchmodat2", path);
     noFchmodat2 = true;
   }
-  check(s.fchmodat(dirfd, p, mode, 0), "fchmodat", path);
+  const fd = check(s.openat(dirfd, p, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0), "openat", path);
+  try {
+    const empty = cstr("", pathB, "statx");
+    const flags = AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW;
+    check(s.statx(fd, empty, flags, STATX_TYPE, statBuf), "statx", path);
+    if ((statView.getUint16(28, true) & S_IFMT) === S_IFLNK) {
+      throw new SyscallError("fchmodat", EOPNOTSUPP, path);
+    }
+    const proc = cstr(`/proc/self/fd/${fd}`, pathA, "fchmodat");
+    check(s.fchmodat(AT_FDCWD, proc, mode, 0), "fchmodat", path);
+  } finally {
+    s.close(fd);
+  }
 }
 
 const times = new BigInt64Array(4);
@@ -277,10 +314,6 @@ export function lsetxattr(path: string, name: string, value: Uint8Array): void {
     name,
   );
 }
-
-const statBuf = new Uint8Array(256);
-const statView = new DataView(statBuf.buffer);
-const STATX_TYPE = 0x1;
 
 /** The `S_IFMT` file type of `path` (`AT_SYMLINK_NOFOLLOW` in `flags` for lstat). */
 export function fileType(dirfd: number, path: string, flags: number): number {

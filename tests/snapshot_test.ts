@@ -18,8 +18,11 @@ import type { CliContext } from "../core/cli/_command.ts";
 import type { Image, Layer } from "../core/image/image.ts";
 import type { Digest } from "../core/digest.ts";
 import { DigestMismatchError, InvalidInputError } from "../core/errors.ts";
+import { inheritParentAttrs } from "../core/snapshot/_parents.ts";
 import { statx, type Timespec, utimensat } from "../ffi/fs.ts";
-import { AT_FDCWD, AT_SYMLINK_NOFOLLOW } from "../ffi/constants.ts";
+import * as sys from "../ffi/fs_native.ts";
+import { SyscallError } from "../ffi/syscall_error.ts";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, O_CLOEXEC, O_DIRECTORY, O_PATH } from "../ffi/constants.ts";
 
 const isRoot = Deno.uid() === 0;
 const fx = isRoot ? await fixtures() : undefined;
@@ -750,5 +753,204 @@ with tarfile.open(sys.argv[1] + "/bad.tar", "w", format=tarfile.PAX_FORMAT) as t
     }
     assert.ok((await Deno.lstat(`${out}/x`)).isFile, "contiguous files are files");
     assert.throws(() => createApplier(out, { mode: "x" as "overlay", what: "" }), TypeError);
+  },
+});
+
+// -----------------------------------------------------------------------------------------------
+// Regressions
+
+/** Mode bits of `path` (not following a symlink). */
+function modeOf(path: string): number {
+  return statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW).mode & 0o7777;
+}
+
+/** Runs `fn` with `dir` open as an O_PATH fd. */
+function withDirFd<T>(dir: string, fn: (fd: number) => T): T {
+  const fd = sys.openat(AT_FDCWD, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  try {
+    return fn(fd);
+  } finally {
+    sys.close(fd);
+  }
+}
+
+Deno.test("chmodNoFollow: refuses a symlink, with fchmodat2 and in its fallback", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  for (const fallback of [false, true]) {
+    await Deno.writeTextFile(`${d}/victim`, "v", { mode: 0o600 });
+    await Deno.chmod(`${d}/victim`, 0o600);
+    await Deno.symlink(`${d}/victim`, `${d}/link`);
+    await Deno.writeTextFile(`${d}/f`, "f");
+    await Deno.mkdir(`${d}/dir`);
+    sys._simulateNoFchmodat2ForTesting(fallback);
+    try {
+      withDirFd(d, (fd) => {
+        assert.throws(
+          () => sys.chmodNoFollow(fd, "link", 0o4777),
+          (e) => e instanceof SyscallError && e.code === "EOPNOTSUPP",
+          `fallback ${fallback}`,
+        );
+        assert.throws(
+          () => sys.chmodNoFollow(fd, "missing", 0o755),
+          (e) => e instanceof SyscallError && e.code === "ENOENT",
+        );
+        sys.chmodNoFollow(fd, "f", 0o4755);
+        sys.chmodNoFollow(fd, "dir", 0o1777);
+      });
+    } finally {
+      sys._simulateNoFchmodat2ForTesting(false);
+    }
+    assert.equal(modeOf(`${d}/victim`), 0o600, `symlink target untouched (fallback ${fallback})`);
+    assert.equal(modeOf(`${d}/f`), 0o4755);
+    assert.equal(modeOf(`${d}/dir`), 0o1777);
+    for (const p of ["victim", "link", "f", "dir"]) await Deno.remove(`${d}/${p}`);
+  }
+});
+
+Deno.test({
+  name: "snapshots: an implicit parent the layer replaced by a symlink inherits nothing",
+  ignore: !isRoot,
+  async fn() {
+    await using tmp = await tempDir();
+    const lower = `${tmp.path}/lower`;
+    const upper = `${tmp.path}/upper`;
+    const victim = `${tmp.path}/victim`;
+    for (const p of [`${lower}/a`, `${lower}/d`, `${upper}/d`]) {
+      await Deno.mkdir(p, { recursive: true });
+      await Deno.chmod(p, p.startsWith(lower) ? 0o4777 : 0o755);
+    }
+    await Deno.writeTextFile(victim, "v");
+    await Deno.chmod(victim, 0o600);
+    await Deno.symlink(victim, `${upper}/a`);
+    // On a kernel without fchmodat2, chmod used to follow the symlink.
+    sys._simulateNoFchmodat2ForTesting(true);
+    try {
+      inheritParentAttrs(upper, ["a", "d", "gone"], [lower]);
+    } finally {
+      sys._simulateNoFchmodat2ForTesting(false);
+    }
+    assert.equal(modeOf(victim), 0o600);
+    assert.equal(await Deno.readLink(`${upper}/a`), victim);
+    assert.equal(modeOf(`${upper}/d`), 0o4777, "a real implicit directory still inherits");
+  },
+});
+
+Deno.test({
+  name: "applier: implicitDirs forgets a directory the layer replaced, and what was below it",
+  ignore: !isRoot,
+  async fn() {
+    await using tmp = await tempDir();
+    const py = `
+import io, sys, tarfile
+with tarfile.open(sys.argv[1] + "/l.tar", "w", format=tarfile.PAX_FORMAT) as tf:
+    for name, kind in [("a/x", "f"), ("a", "l"), ("p/q/r", "f"), ("p", "f"), ("k/y", "f")]:
+        ti = tarfile.TarInfo(name)
+        if kind == "l":
+            ti.type, ti.linkname = tarfile.SYMTYPE, "elsewhere"
+        tf.addfile(ti, io.BytesIO(b""))
+`;
+    await sh("python3", ["-c", py, tmp.path]);
+    const out = `${tmp.path}/out`;
+    await Deno.mkdir(out);
+    const applier = createApplier(out, { mode: "overlay", what: "layer" });
+    try {
+      const parser = new TarParser(applier);
+      parser.push(await Deno.readFile(`${tmp.path}/l.tar`));
+      parser.end();
+      applier.finish();
+      assert.deepEqual([...applier.implicitDirs], ["k"]);
+    } finally {
+      applier.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "applier: a cached parent reached through a symlink is not used after its target goes",
+  ignore: !isRoot,
+  async fn() {
+    await using tmp = await tempDir();
+    const py = `
+import io, sys, tarfile
+def write(path, members):
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind in members:
+            ti = tarfile.TarInfo(name)
+            ti.mode = 0o755 if kind == "d" else 0o644
+            if kind == "d":
+                ti.type = tarfile.DIRTYPE
+            elif kind.startswith("l:"):
+                ti.type, ti.linkname = tarfile.SYMTYPE, kind[2:]
+            tf.addfile(ti, io.BytesIO(b""))
+out = sys.argv[1]
+base = [("c/", "d"), ("b", "l:c"), ("b/f", "f")]
+write(out + "/1.tar", base)
+write(out + "/2.tar", [(".wh.c", "f")])
+write(out + "/3.tar", [("c/", "d"), ("b/g", "f")])
+# one layer: c replaced by a file, then by a new directory
+write(out + "/one.tar", base + [("c", "f"), ("c/", "d"), ("b/g", "f")])
+`;
+    await sh("python3", ["-c", py, tmp.path]);
+    const tar = (n: string) => `${tmp.path}/${n}.tar`;
+    const check = async (root: string) => {
+      assert.equal(await Deno.readLink(`${root}/b`), "c");
+      assert.ok((await Deno.lstat(`${root}/c/g`)).isFile);
+      assert.ok(!(await exists(`${root}/c/f`)));
+    };
+    // flattened across layers by one applier, as `berth unpack` does
+    const flat = `${tmp.path}/flat`;
+    await Deno.mkdir(flat);
+    const applier = createApplier(flat, { mode: "flatten", what: "layers" });
+    try {
+      for (const n of ["1", "2", "3"]) {
+        const parser = new TarParser(applier);
+        parser.push(await Deno.readFile(tar(n)));
+        parser.end();
+        applier.finish();
+      }
+    } finally {
+      applier.close();
+    }
+    await check(flat);
+    // within one layer, both modes
+    await applyTars([tar("one")], `${tmp.path}/flat1`, "flatten");
+    await check(`${tmp.path}/flat1`);
+    const [layer] = await applyTars([tar("one")], `${tmp.path}/overlay`, "overlay");
+    await check(layer);
+  },
+});
+
+Deno.test({
+  name: "snapshotter: another process's init() during remove() leaves the removal alone",
+  ignore: !isRoot,
+  async fn() {
+    await using tmp = await tempDir();
+    const s = new Snapshotter(tmp.path);
+    await s.init();
+    const chainID = `sha256:${"ab".repeat(32)}` as Digest;
+    const snap = `${tmp.path}/snapshots/${"ab".repeat(32)}`;
+    await Deno.mkdir(`${snap}/fs/a`, { recursive: true });
+    await Deno.writeTextFile(`${snap}/meta.json`, "{}");
+    const t = `${tmp.path}/snapshots/tmp`;
+    // The worst moment: right after the rename into tmp/, before the recursive remove.
+    const realRemove = Deno.remove;
+    let raced = 0;
+    Deno.remove = async (path, options) => {
+      if (raced === 0 && String(path).startsWith(`${t}/`) && !String(path).endsWith(".lock")) {
+        raced++;
+        await new Snapshotter(tmp.path).init();
+      }
+      return await realRemove(path, options);
+    };
+    try {
+      await s.remove(chainID);
+    } finally {
+      Deno.remove = realRemove;
+    }
+    assert.equal(raced, 1);
+    assert.equal(await s.has(chainID), false);
+    assert.ok(!(await exists(snap)));
+    assert.deepEqual([...Deno.readDirSync(t)], []);
   },
 });

@@ -21,6 +21,8 @@ interface Member {
   minor?: number;
   /** PAX records to write (e.g. a `path` that differs from the ustar name). */
   pax?: Record<string, string>;
+  /** Permission bits (default 0755 for a directory, 0644 otherwise). */
+  mode?: number;
 }
 
 /** Expected description of a path (see `describe`), or "absent". */
@@ -38,10 +40,14 @@ interface Case {
   flatten?: Expect;
   /** What docker / containerd do (documentation of the expectation). */
   why: string;
+  /** Run with `chmodNoFollow`'s fallback forced, as on a kernel without fchmodat2 (< 6.6). */
+  noFchmodat2?: boolean;
 }
 
 const DEEP_BAD = "a/".repeat(4096) + "x";
 const DEEP_OK = "a/".repeat(1500) + "x";
+/** A file the sandboxed script creates 0600 (outside the targets): no layer may change it. */
+const VICTIM = "/tmp/berth-victim";
 
 const CASES: Case[] = [
   {
@@ -318,6 +324,33 @@ const CASES: Case[] = [
     flatten: { "d": "d" },
     why: "trusted.overlay.* from the archive is skipped: only .wh..wh..opq makes a dir opaque.",
   },
+  ...[false, true].flatMap((noFchmodat2): Case[] => {
+    const suffix = noFchmodat2 ? "-no-fchmodat2" : "";
+    const lower: Member[] = [{ name: "a", type: "dir", mode: 0o4777 }];
+    return [{
+      name: `implicit-parent-then-symlink${suffix}`,
+      layers: [lower, [{ name: "a/x" }, { name: "a", type: "symlink", link: VICTIM }]],
+      noFchmodat2,
+      result: "ok",
+      overlay: { "0:a": "d", "1:a": `l:${VICTIM}` },
+      flatten: { "a": `l:${VICTIM}` },
+      why:
+        "a/x made `a` an implicit dir that inherits the lower a's attributes; the symlink that " +
+        "replaced it must not pass them on to its target (chmod used to follow it before 6.6).",
+    }, {
+      name: `implicit-parent-then-symlink-via-alias${suffix}`,
+      layers: [lower, [
+        { name: "a/x" },
+        { name: "s", type: "symlink", link: "." },
+        { name: "s/a", type: "symlink", link: VICTIM },
+      ]],
+      noFchmodat2,
+      result: "ok",
+      overlay: { "0:a": "d", "1:a": `l:${VICTIM}`, "1:s": "l:." },
+      flatten: { "a": `l:${VICTIM}`, "s": "l:." },
+      why: "the same, with the replacing symlink named through another symlink.",
+    }];
+  }),
 ];
 
 const PY_WRITER = `
@@ -328,7 +361,7 @@ for t in json.load(open(sys.argv[1])):
             ti = tarfile.TarInfo(e["name"])
             ty = e.get("type", "file")
             ti.mtime = 1704067200
-            ti.mode = 0o755 if ty == "dir" else 0o644
+            ti.mode = e.get("mode", 0o755 if ty == "dir" else 0o644)
             if "pax" in e:
                 ti.pax_headers = dict(e["pax"])
             data = None
@@ -361,6 +394,8 @@ interface Outcome {
   tmpLeft?: string[];
   /** `"<layer>:<path>"` (overlay) or path (flatten) → description. */
   tree: Record<string, string>;
+  /** Mode of {@linkcode VICTIM} afterwards, in octal. */
+  victim?: string;
 }
 
 interface Report {
@@ -376,6 +411,7 @@ async function inside(specPath: string): Promise<void> {
   const { readFileChunks } = await import("../core/content/read_file.ts");
   const { statx, lgetxattr } = await import("../ffi/fs.ts");
   const { AT_SYMLINK_NOFOLLOW, AT_FDCWD } = await import("../ffi/constants.ts");
+  const { _simulateNoFchmodat2ForTesting } = await import("../ffi/fs_native.ts");
   type Layer = import("../core/image/image.ts").Layer;
 
   const describe = (root: string, prefix: string, out: Record<string, string>) => {
@@ -409,9 +445,18 @@ async function inside(specPath: string): Promise<void> {
   const spec = JSON.parse(Deno.readTextFileSync(specPath)) as {
     name: string;
     layers: { path: string; digest: string; size: number }[];
+    noFchmodat2: boolean;
   }[];
+  Deno.writeTextFileSync(VICTIM, "victim", { mode: 0o600 });
+  /** Mode the last run left on VICTIM (reset for the next run). */
+  const victimMode = () => {
+    const mode = (statx(AT_FDCWD, VICTIM, AT_SYMLINK_NOFOLLOW).mode & 0o7777).toString(8);
+    Deno.chmodSync(VICTIM, 0o600);
+    return mode;
+  };
   const report: Report = {};
   for (const c of spec) {
+    _simulateNoFchmodat2ForTesting(c.noFchmodat2);
     const sources = c.layers.map((l) => ({
       layer: {
         digest: l.digest,
@@ -444,6 +489,7 @@ async function inside(specPath: string): Promise<void> {
         if (has) describe(s.path(chain[i]), `${i}:`, outcome.tree);
       }
       outcome.tmpLeft = [...Deno.readDirSync(`${base}/store/snapshots/tmp`)].map((e) => e.name);
+      outcome.victim = victimMode();
       report[`${c.name} overlay`] = outcome;
     }
     // flatten mode
@@ -459,6 +505,7 @@ async function inside(specPath: string): Promise<void> {
         outcome.errorClass = e instanceof Error ? e.name : typeof e;
       }
       describe(dir, "", outcome.tree);
+      outcome.victim = victimMode();
       report[`${c.name} flatten`] = outcome;
     }
   }
@@ -473,7 +520,13 @@ if (import.meta.main) {
 // The test
 
 const isRoot = Deno.uid() === 0;
-const HOST_FILES = ["/etc/passwd", "/etc/shadow", "/etc/berth-hostile", "/tmp/berth-hostile"];
+const HOST_FILES = [
+  "/etc/passwd",
+  "/etc/shadow",
+  "/etc/berth-hostile",
+  "/tmp/berth-hostile",
+  VICTIM,
+];
 
 async function sha256Hex(path: string): Promise<string> {
   const data = await Deno.readFile(path);
@@ -483,14 +536,18 @@ async function sha256Hex(path: string): Promise<string> {
 
 async function makeTars(dir: string): Promise<string> {
   const jobs: { path: string; members: Member[] }[] = [];
-  const spec: { name: string; layers: { path: string; digest: string; size: number }[] }[] = [];
+  const spec: {
+    name: string;
+    layers: { path: string; digest: string; size: number }[];
+    noFchmodat2: boolean;
+  }[] = [];
   for (const c of CASES) {
     const layers = c.layers.map((members, i) => {
       const path = `${dir}/${c.name}-${i}.tar`;
       jobs.push({ path, members });
       return { path, digest: "", size: 0 };
     });
-    spec.push({ name: c.name, layers });
+    spec.push({ name: c.name, layers, noFchmodat2: c.noFchmodat2 ?? false });
   }
   await Deno.writeTextFile(`${dir}/members.json`, JSON.stringify(jobs));
   const out = await new Deno.Command("python3", {
@@ -519,7 +576,11 @@ Deno.test({
       const spec = await makeTars(dir);
       const result = await runSandboxed(new URL(import.meta.url), { args: [spec] });
       assert.equal(result.code, 0, `sandboxed script failed:\n${result.stderr}`);
-      assert.deepEqual(unexpectedChanges(result, ["/tmp/hostile/"]), [], "writes outside target");
+      assert.deepEqual(
+        unexpectedChanges(result, ["/tmp/hostile/", VICTIM]),
+        [],
+        "writes outside target",
+      );
       assert.deepEqual(await fingerprint(HOST_FILES), before, "host files unchanged");
       const report = JSON.parse(result.stdout) as Report;
       if (Deno.env.get("BERTH_TEST_VERBOSE")) {
@@ -545,6 +606,7 @@ function checkReport(report: Report): void {
         failures.push(`${label}: no outcome`);
         continue;
       }
+      if (o.victim !== "600") failures.push(`${label}: ${VICTIM} is now mode ${o.victim}`);
       const want = mode === "flatten" ? (c.flattenResult ?? c.result) : c.result;
       if (want === "ok" && !o.ok) failures.push(`${label}: rejected: ${o.error}`);
       if (want === "reject") {

@@ -8,7 +8,9 @@
  * whiteout, a non-directory or an opaque parent).
  *
  * Lower layers are our own snapshots; they are still walked with `O_NOFOLLOW` one component at a
- * time, and a symlink on the way ends the search. Xattrs of the lower directory are not copied.
+ * time, and a symlink on the way ends the search. In the upper layer, the directory is reached the
+ * same way and changed only if it still is one (never through a symlink the layer put in its
+ * place). Xattrs of the lower directory are not copied.
  *
  * @module
  */
@@ -104,6 +106,9 @@ export function inheritParentAttrs(
       if (parent < 0) continue;
       const base = parts[parts.length - 1];
       try {
+        // Only a real directory: had the layer replaced it (`a/x`, then `a -> /etc/shadow`), a
+        // chmod could follow the symlink out of the layer.
+        if (!isDir(parent, base)) continue;
         sys.fchownat(parent, base, found.uid, found.gid, AT_SYMLINK_NOFOLLOW);
         sys.chmodNoFollow(parent, base, found.mode);
         sys.utimensat(parent, base, found.times, AT_SYMLINK_NOFOLLOW);
@@ -114,6 +119,16 @@ export function inheritParentAttrs(
   } finally {
     for (const fd of lowers) sys.close(fd);
     sys.close(upper);
+  }
+}
+
+/** True when `base` in `fd` is a directory (not a symlink to one); false when it is missing. */
+function isDir(fd: number, base: string): boolean {
+  try {
+    return sys.fileType(fd, base, AT_SYMLINK_NOFOLLOW) === S_IFDIR;
+  } catch (e) {
+    if (e instanceof SyscallError && e.code === "ENOENT") return false;
+    throw e;
   }
 }
 

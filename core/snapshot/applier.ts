@@ -116,8 +116,9 @@ export interface LayerApplier extends TarSink {
   what: string;
   /**
    * Overlay mode: directories created only because an entry below them needed a parent (the layer
-   * has no entry of their own). They are 0755 root-owned here; the snapshotter gives them the
-   * attributes of the same directory in the lower layers (see `_parents.ts`), as containerd does.
+   * has no entry of their own, and did not replace or remove them later). They are 0755
+   * root-owned here; the snapshotter gives them the attributes of the same directory in the lower
+   * layers (see `_parents.ts`), as containerd does.
    */
   readonly implicitDirs: ReadonlySet<string>;
 }
@@ -230,6 +231,8 @@ class Applier implements LayerApplier {
   #flatten: boolean;
   /** Resolved parent directories (O_PATH fds) by root-relative name. */
   #cache = new Map<string, number>();
+  /** Fds dropped from the cache during an entry (which may still use them); closed after it. */
+  #retired: number[] = [];
   /** Directory times to apply at `finish()`, by name (kept across layers in flatten mode). */
   #dirTimes = new Map<string, Times>();
   /** Flatten mode: directories this layer changed (their times are re-applied at finish). */
@@ -340,6 +343,8 @@ class Applier implements LayerApplier {
     } else {
       this.#dirTimes.clear();
     }
+    this.#dropCache(); // the next layer starts from fresh lookups
+    this.#trimCache();
   }
 
   close(): void {
@@ -347,8 +352,8 @@ class Applier implements LayerApplier {
     this.#closed = true;
     if (this.#fd >= 0) sys.close(this.#fd);
     this.#fd = -1;
-    for (const fd of this.#cache.values()) sys.close(fd);
-    this.#cache.clear();
+    this.#dropCache();
+    this.#trimCache();
     sys.close(this.#root);
   }
 
@@ -502,8 +507,13 @@ class Applier implements LayerApplier {
     return this.#makeParents(redirect, hops + 1);
   }
 
-  /** Closes cached fds beyond the bound (only between entries: an entry's fds stay valid). */
+  /**
+   * Closes retired fds and cached fds beyond the bound (only between entries: an entry's fds stay
+   * valid).
+   */
   #trimCache(): void {
+    for (const fd of this.#retired) sys.close(fd);
+    this.#retired.length = 0;
     if (this.#cache.size <= CACHE_SIZE) return;
     for (const [key, fd] of this.#cache) {
       sys.close(fd);
@@ -512,18 +522,26 @@ class Applier implements LayerApplier {
     }
   }
 
-  /** Drops what was known about `name` and everything below it (it was removed or replaced). */
-  #forget(name: string): void {
+  /**
+   * Drops what was known about `name` (of file type `type`) and everything below it: it was removed
+   * or replaced. A directory or symlink empties the whole cache, since a cached name may have been
+   * resolved through it under another spelling (`b/` through `b -> c`, then `c` removed).
+   */
+  #forget(name: string, type: number): void {
+    if (type === S_IFDIR || type === S_IFLNK) this.#dropCache();
     const prefix = name + "/";
-    for (const [key, fd] of this.#cache) {
-      if (name === "" || key === name || key.startsWith(prefix)) {
-        sys.close(fd);
-        this.#cache.delete(key);
-      }
-    }
     for (const key of this.#dirTimes.keys()) {
-      if (name === "" || key === name || key.startsWith(prefix)) this.#dirTimes.delete(key);
+      if (key === name || key.startsWith(prefix)) this.#dirTimes.delete(key);
     }
+    for (const key of this.implicitDirs) {
+      if (key === name || key.startsWith(prefix)) this.implicitDirs.delete(key);
+    }
+  }
+
+  /** Empties the cache; its fds are closed after the current entry (see `#trimCache`). */
+  #dropCache(): void {
+    for (const fd of this.#cache.values()) this.#retired.push(fd);
+    this.#cache.clear();
   }
 
   /** Flatten mode: records that this layer wrote `name` (and, implicitly, its parents). */
@@ -556,7 +574,7 @@ class Applier implements LayerApplier {
     } else {
       sys.unlinkat(pfd, base, 0);
     }
-    if (type !== S_IFREG) this.#forget(name);
+    if (type !== S_IFREG) this.#forget(name, type);
     return true;
   }
 

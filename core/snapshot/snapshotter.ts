@@ -7,8 +7,8 @@
  * - `<chainID hex>/fs/`: the layer's files, overlay whiteouts included (see `applier.ts`);
  * - `<chainID hex>/meta.json`: {@linkcode SnapshotInfo} (diffID, uncompressed size), so a later
  *   load can skip the layer and still know its size;
- * - `tmp/<uuid>/` + `tmp/<uuid>.lock`: snapshots being unpacked. The lock file is created and
- *   flocked before the directory exists and removed after it is gone, so {@linkcode
+ * - `tmp/<uuid>/` + `tmp/<uuid>.lock`: snapshots being unpacked or removed. The lock file is
+ *   created and flocked before the directory exists and removed after it is gone, so {@linkcode
  *   Snapshotter.init} removes exactly what crashed processes left (an unlocked or lock-less
  *   directory), never another live process's work.
  *
@@ -330,17 +330,27 @@ export class Snapshotter {
 
   /**
    * Removes a snapshot (for garbage collection; the caller makes sure no mount uses it). It is
-   * first renamed into `tmp/`, so a crash never leaves a half-removed snapshot visible.
+   * first renamed into `tmp/`, so a crash never leaves a half-removed snapshot visible; its lock
+   * file is taken first, as when staging, so another process's {@linkcode init} leaves it alone.
    */
   async remove(chainID: Digest): Promise<void> {
-    const doomed = `${this.#tmp}/${crypto.randomUUID()}`;
+    const id = crypto.randomUUID();
+    const doomed = `${this.#tmp}/${id}`;
+    const lockPath = `${this.#tmp}/${id}.lock`;
+    const lock = await Deno.open(lockPath, { write: true, createNew: true, mode: 0o600 });
     try {
-      await Deno.rename(`${this.dir}/${digestHex(chainID)}`, doomed);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return;
-      throw e;
+      await lock.lock(true);
+      try {
+        await Deno.rename(`${this.dir}/${digestHex(chainID)}`, doomed);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return;
+        throw e;
+      }
+      await Deno.remove(doomed, { recursive: true });
+    } finally {
+      await Deno.remove(lockPath).catch(() => {});
+      lock.close();
     }
-    await Deno.remove(doomed, { recursive: true });
   }
 }
 
