@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { pushFixtures, startRegistry } from "./_registry.ts";
+import { startFaultProxy } from "./_fault_proxy.ts";
 import { berth, tempDir } from "./_berth.ts";
 import { Store } from "../core/store/store.ts";
 import { pullImage } from "../core/store/pull.ts";
@@ -216,6 +217,38 @@ Deno.test({
       assert.equal(issuer.requests[0].method, "POST");
       assert.equal(issuer.requests[0].user, creds.username);
     });
+
+    await t.step(
+      "a cached token goes only to its registry, not to another naming the same realm",
+      async () => {
+        clearTokenCache();
+        issuer.reset();
+        // Another origin whose challenge names the same realm, service and scope, where the user
+        // has the same name (and another password, which the issuer refuses).
+        await using other = await startFaultProxy(reg.url, []);
+        const elsewhere = { username: creds.username, password: "another-password" };
+        const perHost = {
+          credentials: (host: string) =>
+            Promise.resolve(
+              host === reg.host ? creds : host === other.host ? elsewhere : undefined,
+            ),
+        };
+        const a = await fresh();
+        await using _a = a.d;
+        await pullImage(a.store, name, perHost);
+        assert.equal(issuer.count, 1);
+        const b = await fresh();
+        await using _b = b.d;
+        await assert.rejects(
+          pullImage(b.store, `${other.host}/${pushed.oci!.ref}`, perHost),
+          RegistryAuthError,
+        );
+        assert.equal(issuer.count, 2, "the other registry needs its own token");
+        assert.ok(issuer.requests[1].withCredentials);
+        assert.equal(issuer.requests[1].status, 401);
+        assert.ok(other.requests.every((r) => !r.headers.authorization?.startsWith("Bearer")));
+      },
+    );
   },
 });
 

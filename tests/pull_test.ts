@@ -12,6 +12,7 @@ import { Store } from "../core/store/store.ts";
 import { type PullEvent, pullImage, type PullOptions } from "../core/store/pull.ts";
 import { DigestMismatchError, NotFoundError, UnsupportedError } from "../core/errors.ts";
 import { clearTokenCache } from "../core/transport/remote/auth.ts";
+import { Snapshotter } from "../core/snapshot/snapshotter.ts";
 
 const fx = await fixtures();
 const ROOT = Deno.uid() === 0;
@@ -522,5 +523,50 @@ Deno.test({
     } finally {
       await server.shutdown();
     }
+  },
+});
+
+Deno.test({
+  name: "pull: a failure once layers are unpacked commits no snapshot",
+  ignore: !ROOT,
+  async fn(t) {
+    clearTokenCache();
+    await using reg = await startRegistry();
+    const pushed = await pushFixtures(reg, ["oci"]);
+    const name = `${reg.host}/${pushed.oci!.ref}`;
+    const snapshots = async (store: Store) => {
+      const out: string[] = [];
+      for await (const c of store.snapshots.list()) out.push(c);
+      return out.sort();
+    };
+
+    await t.step("a corrupt image DB fails the pull before anything is unpacked", async () => {
+      await using dir = await tempDir();
+      const store = await Store.open({ root: dir.path });
+      await Deno.writeTextFile(`${dir.path}/images.json`, "{");
+      await rejectsWith(pull(store, name), /Store file .*images\.json is corrupt/);
+      assert.deepEqual(await snapshots(store), []);
+    });
+
+    await t.step("a download failing for a layer whose snapshot exists", async () => {
+      await using dir = await tempDir();
+      const store = await Store.open({ root: dir.path });
+      await pull(store, name);
+      // The bottom snapshot stays but its blob goes; the top snapshot goes (its blob stays).
+      const image = await store.image(await store.resolve(name));
+      const chain = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+      await store.content.delete(image.layers[0].digest);
+      await store.snapshots.remove(chain[1]);
+      await using proxy = await startFaultProxy(reg.url, [{
+        method: "GET",
+        path: new RegExp(`/blobs/${image.layers[0].digest}$`),
+        fault: { type: "status", status: 404 },
+      }]);
+      await rejectsWith(
+        pull(store, `${proxy.host}/${pushed.oci!.ref}`, { attempts: 1 }),
+        new RegExp(`layer ${image.layers[0].digest} from ${proxy.host}/library/busybox: 404`),
+      );
+      assert.deepEqual(await snapshots(store), [chain[0]], "the top layer's snapshot is not made");
+    });
   },
 });

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { parseChallenges } from "../core/transport/remote/_challenge.ts";
-import { pickChallenge } from "../core/transport/remote/auth.ts";
+import { basicAuthorization, pickChallenge } from "../core/transport/remote/auth.ts";
 import { backoffDelay, parseRetryAfter } from "../core/transport/remote/_retry.ts";
 import {
   checkRegistryConfig,
@@ -128,6 +128,19 @@ Deno.test("reference → registry endpoints: Docker Hub, loopback over HTTP, ins
   assert.ok(isLoopback("::1"));
   assert.ok(!isLoopback("localhost.example.com"));
   assert.ok(!isInsecure("a:1", {}));
+});
+
+Deno.test("loopback by name is `localhost` only: `*.localhost` is HTTPS", () => {
+  assert.ok(isLoopback("localhost"));
+  assert.ok(isLoopback("127.0.0.53:53"));
+  assert.ok(isLoopback("[0:0:0:0:0:0:0:1]:5000"));
+  assert.ok(!isLoopback("app.localhost:5000"));
+  assert.equal(registryEndpoints("app.localhost:5000")[0].base, "https://app.localhost:5000");
+});
+
+Deno.test("Basic authorization: one encoder, UTF-8 like docker", () => {
+  assert.equal(basicAuthorization("me", "pw"), "Basic bWU6cHc=");
+  assert.equal(basicAuthorization("zoë", "p:ß"), `Basic ${btoa("zo\xc3\xab:p:\xc3\x9f")}`);
 });
 
 Deno.test("registries.json: checked, with errors naming the file", () => {

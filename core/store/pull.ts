@@ -5,8 +5,15 @@
  * picks the platform), fetch the config, download the layers (3 at a time, those already in the
  * store are skipped: "Already exists") into the command's ingest session while each is unpacked
  * into its snapshot as soon as it is complete, then commit the blobs and record the image with
- * its tag and `name@digest`. Until that last step nothing is visible in the store; any error
- * leaves it as it was.
+ * its tag and `name@digest`. Until that last step no image is visible in the store.
+ *
+ * Snapshots are committed by the unpack, before the blobs and the image record, so everything
+ * else that can fail is done first: the manifest is staged and the image DB read before the
+ * layers, and the unpack commits nothing unless every download succeeded, so a network, registry
+ * or verification error leaves the store as it was. Only an I/O error in the last step (renaming
+ * the blobs into place, writing the image record) can leave snapshots and blobs that no image
+ * names; nothing shows them, and the next garbage collection (`berth rmi`, `berth image prune`)
+ * removes them.
  *
  * @module
  */
@@ -45,6 +52,7 @@ import type { IngestSession, StagedBlob } from "../content/store.ts";
 import { readFileChunks } from "../content/read_file.ts";
 import { setTag, upsertImage } from "../metadata/image_db.ts";
 import type { Store } from "./store.ts";
+import { Snapshotter } from "../snapshot/snapshotter.ts";
 import { Authenticator } from "../transport/remote/auth.ts";
 import {
   type FetchedManifest,
@@ -396,6 +404,12 @@ export async function pullImage(
           );
         }
       }
+      // What can fail is done before the layers, whose snapshots are committed once unpacked.
+      const manifestBlob = await session.stage([resolved.manifest.bytes], {
+        expected: { digest: resolved.manifest.digest, size: resolved.manifest.bytes.byteLength },
+        what: `${what}: manifest ${resolved.manifest.digest}`,
+      });
+      await store.imageDb.read(); // a corrupt image DB fails here, not after the unpack
       const { sizes, jobs } = await fetchLayers(store, session, image, order, {
         what,
         emit,
@@ -404,10 +418,6 @@ export async function pullImage(
         abort,
       });
       // Everything is verified (blobs by digest and size, layers by diffID): make it visible.
-      const manifestBlob = await session.stage([resolved.manifest.bytes], {
-        expected: { digest: resolved.manifest.digest, size: resolved.manifest.bytes.byteLength },
-        what: `${what}: manifest ${resolved.manifest.digest}`,
-      });
       for (const job of jobs) if (job.staged) await store.content.commit(await job.staged);
       if (image.configStaged) await store.content.commit(image.configStaged);
       await store.content.commit(manifestBlob);
@@ -835,8 +845,24 @@ async function fetchLayers(
       },
     };
   });
+  // A layer whose snapshot exists is not unpacked, so the unpacker would not see its download
+  // fail: every layer it reads also waits for those downloads before it ends, so that a pull
+  // whose download fails commits no snapshot.
+  const chain = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+  const unread: Promise<StagedBlob>[] = [];
+  for (const [i, layer] of image.layers.entries()) {
+    const job = byDigest.get(layer.digest)!;
+    if (job.staged && await store.snapshots.has(chain[i])) unread.push(job.staged);
+  }
+  const waiting = unread.length === 0 ? sources : sources.map(({ layer, open }) => ({
+    layer,
+    open: async function* () {
+      yield* open();
+      await Promise.all(unread);
+    },
+  }));
   let unpackError: { error: unknown } | undefined;
-  const unpacked = store.snapshots.unpack(sources, { what }).catch((error) => {
+  const unpacked = store.snapshots.unpack(waiting, { what }).catch((error) => {
     unpackError = { error };
     o.abort.abort(error);
     return undefined;

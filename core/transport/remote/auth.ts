@@ -2,8 +2,9 @@
  * Registry authentication: Basic, and the Docker token protocol (`WWW-Authenticate: Bearer
  * realm=…,service=…,scope=…` → `GET realm?service=…&scope=…`, with Basic credentials when there
  * are some, or `POST` with an OAuth2 refresh token; the answer's `token` or `access_token` is
- * cached per realm, service, scope and user until `expires_in` (default 60 s) runs out, and
- * dropped when the registry answers 401 to it).
+ * cached per registry (scheme, host and port), realm, service, scope and user until `expires_in`
+ * (default 60 s) runs out, and dropped when the registry answers 401 to it). A token is only ever
+ * sent to the registry it was asked for, even when another one names the same realm.
  *
  * @module
  */
@@ -19,7 +20,7 @@ interface CachedToken {
   expires: number;
 }
 
-/** Tokens shared by every pull of this process, keyed by realm, service, scope and user. */
+/** Tokens shared by every pull of this process, keyed by registry, realm, service, scope, user. */
 const tokenCache = new Map<string, CachedToken>();
 
 /** Forgets every cached token (tests, `logout`). */
@@ -37,7 +38,15 @@ export interface AuthenticatorOptions {
 
 const MAX_TOKEN_RESPONSE = 1 << 20;
 
-function basic(username: string, password: string): string {
+/**
+ * The `Authorization` value of Basic credentials (UTF-8, as docker sends them).
+ *
+ * @example
+ * ```ts ignore
+ * basicAuthorization("me", "pw"); // "Basic bWU6cHc="
+ * ```
+ */
+export function basicAuthorization(username: string, password: string): string {
   const bytes = new TextEncoder().encode(`${username}:${password}`);
   let bin = "";
   for (const b of bytes) bin += String.fromCharCode(b);
@@ -100,7 +109,7 @@ export class Authenticator {
     const creds = await this.credentials(endpoint);
     if (challenge.scheme === "basic") {
       return creds?.username !== undefined
-        ? basic(creds.username, creds.password ?? "")
+        ? basicAuthorization(creds.username, creds.password ?? "")
         : undefined;
     }
     if (creds?.registryToken) return `Bearer ${creds.registryToken}`;
@@ -121,15 +130,18 @@ export class Authenticator {
     if (next) this.#challenges.set(endpoint.base, next);
     if (next?.scheme === "bearer") {
       const creds = await this.credentials(endpoint);
-      const key = this.#cacheKey(next, scope, creds);
+      const key = this.#cacheKey(endpoint, next, scope, creds);
       const had = tokenCache.delete(key) ||
-        (before?.scheme === "bearer" && tokenCache.delete(this.#cacheKey(before, scope, creds)));
+        (before?.scheme === "bearer" &&
+          tokenCache.delete(this.#cacheKey(endpoint, before, scope, creds)));
       return had || before?.scheme !== "bearer";
     }
     return before === undefined || before === null || before.scheme !== next?.scheme;
   }
 
+  /** The token cache key: the registry the token is sent to (origin), realm, service, scope, user. */
   #cacheKey(
+    endpoint: Endpoint,
     ch: Challenge,
     scope: string | undefined,
     creds: RegistryCredentials | undefined,
@@ -137,7 +149,8 @@ export class Authenticator {
     const who = creds?.identityToken
       ? `oauth:${creds.identityToken.slice(0, 12)}`
       : creds?.username ?? "";
-    return [ch.params.realm, ch.params.service ?? "", scope ?? "", who].join("\n");
+    const registry = new URL(endpoint.base).origin;
+    return [registry, ch.params.realm, ch.params.service ?? "", scope ?? "", who].join("\n");
   }
 
   async #token(
@@ -147,7 +160,7 @@ export class Authenticator {
     creds: RegistryCredentials | undefined,
     what: string,
   ): Promise<string> {
-    const key = this.#cacheKey(challenge, scope, creds);
+    const key = this.#cacheKey(endpoint, challenge, scope, creds);
     const cached = tokenCache.get(key);
     if (cached && cached.expires > Date.now()) return cached.token;
     tokenCache.delete(key);
@@ -225,7 +238,7 @@ export async function fetchToken(
     exchange = await send(url, {
       ...common,
       headers: creds?.username !== undefined
-        ? { authorization: basic(creds.username, creds.password ?? "") }
+        ? { authorization: basicAuthorization(creds.username, creds.password ?? "") }
         : {},
     });
   }

@@ -238,7 +238,7 @@ export class RemoteRepository {
    * one. Throws `RegistryError` with status 404 when the registry does not have it.
    */
   manifest(reference: string): Promise<FetchedManifest> {
-    const label = isDigest(reference) ? `manifest ${reference}` : `manifest ${reference}`;
+    const label = `manifest ${reference}`;
     return this.#retrying(label, async () => {
       const ex = await this.#request(`manifests/${reference}`, label, { accept: MANIFEST_ACCEPT });
       const { response } = ex;

@@ -162,11 +162,12 @@ function ipv4(host: string): number | undefined {
  * isLoopback("127.0.0.1:5000"); // true
  * isLoopback("[::1]:5000"); // true
  * isLoopback("registry.example.com"); // false
+ * isLoopback("app.localhost:5000"); // false
  * ```
  */
 export function isLoopback(hostPort: string): boolean {
   const { host } = splitHostPort(hostPort.toLowerCase());
-  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  if (host === "localhost") return true; // by name only itself: `*.localhost` may resolve anywhere
   if (host === "::1" || host === "0:0:0:0:0:0:0:1") return true;
   const v4 = ipv4(host);
   return v4 !== undefined && v4 >>> 24 === 127;

@@ -1,7 +1,8 @@
 /**
  * One HTTP exchange with a registry: `fetch` with a response timeout, redirects followed by hand
- * (so that `Authorization` is never sent to another origin), bodies read with an idle timeout,
- * HTTPS verified against the system CA store, and the proxy rules of `HTTPS_PROXY`/`NO_PROXY`.
+ * (so that neither `Authorization` nor a request body is ever sent to another origin), bodies read
+ * with an idle timeout, HTTPS verified against the system CA store, and the proxy rules of
+ * `HTTPS_PROXY`/`NO_PROXY`.
  *
  * Proxies: Deno's `fetch` honours `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` itself
  * (measured on Deno 2.9.6: for its default client and for `Deno.createHttpClient` ones; `NO_PROXY`
@@ -54,6 +55,14 @@ export interface SendOptions {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
+/** Headers that describe a request body, dropped with it (fetch's "request-body-header name"). */
+const BODY_HEADERS = [
+  "content-type",
+  "content-length",
+  "content-encoding",
+  "content-language",
+  "content-location",
+];
 const PROXY_VARS = [
   "HTTP_PROXY",
   "HTTPS_PROXY",
@@ -155,16 +164,18 @@ function isDnsFailure(low: string): boolean {
 }
 
 /**
- * Sends one request, following up to 10 redirects by hand: a redirect to another origin (scheme,
- * host or port) drops `Authorization`. Resolves once the headers of the final response arrived;
- * network failures and the response timeout reject with a temporary {@linkcode RegistryError}.
+ * Sends one request, following up to 10 redirects by hand: 301, 302 and 303 turn a POST into a
+ * GET without its body; a redirect to another origin (scheme, host or port) drops `Authorization`,
+ * and one that would carry a body there (307/308 of a POST) is refused with a
+ * {@linkcode RegistryError}. Resolves once the headers of the final response arrived; network
+ * failures and the response timeout reject with a temporary {@linkcode RegistryError}.
  */
 export async function send(input: string | URL, options: SendOptions = {}): Promise<Exchange> {
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const what = options.what ?? String(input);
   let url = new URL(input);
   const headers = new Headers(options.headers);
-  let method = options.method ?? "GET";
+  let method = (options.method ?? "GET").toUpperCase();
   let body = options.body;
   const origin = url;
   for (let hop = 0;; hop++) {
@@ -218,11 +229,24 @@ export async function send(input: string | URL, options: SendOptions = {}): Prom
       if (next.protocol !== "http:" && next.protocol !== "https:") {
         throw new RegistryError(`${what}: redirect to unsupported URL scheme ${next.protocol}`);
       }
-      // Never carry credentials to another origin (presigned storage URLs carry their own).
-      if (!sameOrigin(next, url)) headers.delete("authorization");
-      if (response.status === 303 && method !== "HEAD") {
+      // 301/302/303 turn a POST (any method but GET and HEAD) into a GET without its body, as
+      // browsers and Go do; 307/308 keep the method and the body.
+      const keepsMethod = response.status === 307 || response.status === 308;
+      if (!keepsMethod && method !== "GET" && method !== "HEAD") {
         method = "GET";
         body = undefined;
+        for (const h of BODY_HEADERS) headers.delete(h);
+      }
+      if (!sameOrigin(next, url)) {
+        // Never carry a body (a refresh token, a password) to another origin.
+        if (method !== "GET" && method !== "HEAD") {
+          throw new RegistryError(
+            `${what}: ${url.host} answered ${response.status} to a ${method} with a redirect to ` +
+              `another origin (${next.origin}); not following it`,
+          );
+        }
+        // Nor credentials (presigned storage URLs carry their own).
+        headers.delete("authorization");
       }
       url = next;
       continue;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { RegistryCredentials } from "../../auth/types.ts";
-import { errorDetail, fetchToken, pickChallenge } from "./auth.ts";
+import { basicAuthorization, errorDetail, fetchToken, pickChallenge } from "./auth.ts";
 import type { Endpoint } from "./config.ts";
 import { RegistryAuthError, RegistryError } from "./errors.ts";
 import { DEFAULT_TIMEOUTS, type HttpTimeouts, readAll, send } from "./http.ts";
@@ -15,14 +15,6 @@ import { DEFAULT_TIMEOUTS, type HttpTimeouts, readAll, send } from "./http.ts";
 export interface VerifyLoginOptions {
   timeouts?: HttpTimeouts;
   signal?: AbortSignal;
-}
-
-function basic(username: string, password: string): string {
-  let bin = "";
-  for (const b of new TextEncoder().encode(`${username}:${password}`)) {
-    bin += String.fromCharCode(b);
-  }
-  return `Basic ${btoa(bin)}`;
 }
 
 /**
@@ -66,7 +58,7 @@ export async function verifyLogin(
   }
   let authorization: string;
   if (challenge.scheme === "basic") {
-    authorization = basic(creds.username ?? "", creds.password ?? "");
+    authorization = basicAuthorization(creds.username ?? "", creds.password ?? "");
   } else if (creds.registryToken) {
     authorization = `Bearer ${creds.registryToken}`;
   } else {
