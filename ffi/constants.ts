@@ -207,6 +207,10 @@ export const LOCK_UN = 8;
 export const PR_GET_PDEATHSIG = 2;
 /** Set the parent-death signal. */
 export const PR_SET_PDEATHSIG = 1;
+/** Get the dumpable flag. */
+export const PR_GET_DUMPABLE = 3;
+/** Set the dumpable flag (0: /proc/PID is root's, no ptrace without CAP_SYS_PTRACE). */
+export const PR_SET_DUMPABLE = 4;
 /** Keep capabilities across setuid. */
 export const PR_SET_KEEPCAPS = 8;
 /** Read a capability of the bounding set. */

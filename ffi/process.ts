@@ -28,6 +28,21 @@ export function getpid(): number {
   return call("getpid", undefined);
 }
 
+/** `getppid(2)`: the parent's pid in this process's pid namespace (0 when it is outside). */
+export function getppid(): number {
+  return call("getppid", undefined);
+}
+
+/** `pidfd_open(2)`: a descriptor that refers to process `pid` (not to whatever reuses its pid). */
+export function pidfdOpen(pid: number, flags = 0): number {
+  return call("pidfd_open", pid, pid, flags);
+}
+
+/** `pidfd_send_signal(2)`: send `sig` to the process `pidfd` refers to. */
+export function pidfdSendSignal(pidfd: number, sig: number): void {
+  call("pidfd_send_signal", pidfd, pidfd, sig, 0, 0);
+}
+
 /** `setsid(2)`: start a new session; returns its id. */
 export function setsid(): number {
   return call("setsid", undefined);

@@ -517,3 +517,113 @@ test("exec: output streamed to sinks, kept apart, as it comes", async () => {
     assert.deepEqual(got.sort(), ["err:two", "out:one", "out:three"]);
   });
 });
+
+test("exec: a process run as non-root dies with its engine", async () => {
+  await withContainer(async (c) => {
+    const process = execProcess(c.spec, {
+      command: ["sleep", "30"],
+      user: "1000",
+      pid: c.target.pid,
+      callerEnv: {},
+    });
+    const script = `
+      import { execInContainer } from ${
+      JSON.stringify(new URL("../core/runtime/exec.ts", import.meta.url).href)
+    };
+      const [target, process] = JSON.parse(Deno.args[0]);
+      await execInContainer(target, process, {
+        stdin: "null", stdout: "null", stderr: "null", onStart: (pid) => console.log(pid),
+      });`;
+    const engine = new Deno.Command(Deno.execPath(), {
+      args: ["eval", script, JSON.stringify([c.target, process])],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = engine.stdout.getReader();
+    const { value } = await reader.read();
+    const pid = Number(dec.decode(value).trim());
+    assert.ok(pid > 1);
+    assert.match(Deno.readTextFileSync(`/proc/${pid}/status`), /^Uid:\s+1000\s/m);
+    engine.kill("SIGKILL");
+    await engine.status;
+    reader.releaseLock();
+    await engine.stdout.cancel();
+    // dead: gone, or a zombie the container's PID 1 (a sleep) never reaps
+    const alive = () => {
+      try {
+        return !/^\d+ \(.*\) Z /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 200 && alive(); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(!alive(), "the exec'd process outlived its engine");
+  });
+});
+
+test("exec: the bounding set does not trust the container's cap_last_cap", async () => {
+  // container root with CAP_SYS_ADMIN fakes the kernel's last capability for the next exec
+  await withContainer(
+    async (c) => {
+      const { out } = await c.exec([
+        "sh",
+        "-c",
+        "cat /proc/sys/kernel/cap_last_cap; grep CapBnd /proc/self/status",
+      ]);
+      assert.equal(out, "5\nCapBnd:\t00000000a82425fb\n");
+    },
+    { capAdd: ["SYS_ADMIN"] },
+    [
+      "sh",
+      "-c",
+      "echo 5 > /tmp/c && mount --bind /tmp/c /proc/sys/kernel/cap_last_cap && exec sleep 60",
+    ],
+  );
+});
+
+test("exec: the init has none of the engine's environment (its /proc/PID/environ)", async () => {
+  Deno.env.set("BERTH_TEST_SECRET", "hunter2");
+  try {
+    await withContainer(async (c) => {
+      const stdio = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+      const init = prepareExec(c.target, stdio);
+      try {
+        let environ = "";
+        for (let i = 0; i < 500 && !environ.includes("DENO_NO_UPDATE_CHECK"); i++) {
+          if (Deno.readTextFileSync(`/proc/${init.pid}/cmdline`).includes("__init")) {
+            environ = Deno.readTextFileSync(`/proc/${init.pid}/environ`);
+          } else await new Promise((r) => setTimeout(r, 2));
+        }
+        // in the container's pid namespace: its root could read this while Deno starts
+        assert.ok(environ.includes("DENO_NO_UPDATE_CHECK=1"), environ);
+        assert.ok(!environ.includes("BERTH_TEST_SECRET"), environ);
+        assert.ok(!/(^|\0)PATH=/.test(environ), environ);
+      } finally {
+        await discardExec(init);
+      }
+    });
+  } finally {
+    Deno.env.delete("BERTH_TEST_SECRET");
+  }
+});
+
+test("exec: -u never opens a device the container put at /etc/passwd", async () => {
+  // a character device without a driver: opening it fails with ENXIO, so an open shows
+  const used = new Set(
+    Deno.readTextFileSync("/proc/devices").split("Block devices:")[0].split("\n")
+      .map((l) => parseInt(l)).filter((n) => !isNaN(n)),
+  );
+  const major = [240, 241, 242, 243, 244, 231, 232, 233, 234].find((m) => !used.has(m));
+  assert.ok(major, "no free character major");
+  await withContainer(
+    async (c) => {
+      const { result, out } = await c.exec(["id", "-u"], { user: "1000" });
+      assert.equal(result.exitCode, 0);
+      assert.equal(out, "1000\n");
+      const named = await c.exec(["id"], { user: "app" }).catch((e) => e);
+      assert.ok(named instanceof NotFoundError, String(named));
+    },
+    {},
+    ["sh", "-c", `rm /etc/passwd && mknod /etc/passwd c ${major} 0 && exec sleep 60`],
+  );
+});

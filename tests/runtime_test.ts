@@ -22,6 +22,7 @@ import {
 } from "../core/runtime/spec.ts";
 import { ContainerStartError } from "../core/runtime/start_error.ts";
 import { ConflictError } from "../core/errors.ts";
+import { awaitExec } from "../core/runtime/_attach.ts";
 
 import { cgroupDirs, exists, newId, rootfsBase } from "./_runtime_helpers.ts";
 
@@ -569,8 +570,10 @@ test("runtime: an init prepared ahead of the spec runs it; a mismatched one is r
   await discardInit(prepareInit([{ type: "pid" }], stdio));
 });
 
-test("runtime: the container dies with its engine (PR_SET_PDEATHSIG)", async () => {
-  const p = await prepare(["sleep", "30"]);
+// Starts ["sleep", "30"] with `options` from an engine process of its own, kills that engine and
+// asserts the container dies too.
+async function diesWithEngine(options: Partial<RunOptions>): Promise<void> {
+  const p = await prepare(["sleep", "30"], options);
   const script = `
     import { runContainer } from ${
     JSON.stringify(new URL("../core/runtime/run.ts", import.meta.url).href)
@@ -605,6 +608,15 @@ test("runtime: the container dies with its engine (PR_SET_PDEATHSIG)", async () 
   for (const d of cgroupDirs(p.id)) if (exists(d)) Deno.removeSync(d);
   Deno.removeSync(p.bundle, { recursive: true });
   await assertClean(p.id, p.bundle, p.layer);
+}
+
+test("runtime: the container dies with its engine (PR_SET_PDEATHSIG)", async () => {
+  await diesWithEngine({});
+});
+
+test("runtime: a container run as non-root dies with its engine too", async () => {
+  // setresuid to a non-root user clears the parent-death signal: the init sets it again
+  await diesWithEngine({ user: "1000" });
 });
 
 test("runtime: stdout and stderr streamed to sinks, apart, as they come", async () => {
@@ -727,4 +739,157 @@ test("runtime: the command starts with no signal ignored or blocked (SIGPIPE kil
   // Deno's runtime ignores SIGPIPE; execve would pass that on to the container's command
   const { out } = await run(sh("grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -c2"));
   assert.equal(out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\ny\n");
+});
+
+test("runtime: image symlinks cannot move /proc, /dev or /sys away from their masks", async () => {
+  // the reviewed attack: /dev/pts -> /a/b/c, /proc -> dev/pts/../../w put proc at /a/w, then the
+  // /dev tmpfs changed what /proc resolved to, every mask was skipped (ENOENT) and
+  // /a/w/sys/kernel was writable
+  const hostDomain = Deno.readTextFileSync("/proc/sys/kernel/domainname");
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ["proc", (d) => {
+      Deno.mkdirSync(`${d}/dev`);
+      Deno.mkdirSync(`${d}/a/b/c`, { recursive: true });
+      Deno.mkdirSync(`${d}/a/w`);
+      // what /proc resolves to once /dev is mounted: a fake /proc (see cap_last_cap below)
+      Deno.mkdirSync(`${d}/w/sys/kernel`, { recursive: true });
+      Deno.writeTextFileSync(`${d}/w/sys/kernel/cap_last_cap`, "40\n");
+      Deno.symlinkSync("/a/b/c", `${d}/dev/pts`);
+      Deno.symlinkSync("dev/pts/../../w", `${d}/proc`);
+    }, /^mount proc to "\/proc": a symlink in the image is on the way/],
+    ["dev", (d) => {
+      Deno.mkdirSync(`${d}/elsewhere`);
+      Deno.symlinkSync("/elsewhere", `${d}/dev`);
+    }, /^mount tmpfs to "\/dev": a symlink in the image is on the way/],
+    ["sys", (d) => {
+      Deno.mkdirSync(`${d}/s`);
+      Deno.symlinkSync("s", `${d}/sys`);
+    }, /^mount sysfs to "\/sys": a symlink in the image is on the way/],
+  ];
+  for (const [name, build, message] of cases) {
+    const evil = Deno.makeTempDirSync({ prefix: `berth-evil-${name}-` });
+    try {
+      build(evil);
+      const p = await prepare(
+        sh(
+          "echo x > /a/w/sys/kernel/domainname && echo unmasked; grep ' /proc ' /proc/self/mountinfo",
+        ),
+      );
+      const rootfs = { ...p.runOptions.rootfs, lowerdirs: [evil, `${p.dir}/rootfs`] };
+      const e = await runContainer(p.spec, { ...p.runOptions, rootfs } as RunContainerOptions)
+        .catch((e) => e);
+      const out = new TextDecoder().decode(e.stdout ?? new Uint8Array());
+      assert.ok(e instanceof ContainerStartError, `${name}: started: ${out}`);
+      assert.equal(e.exitCode, 125);
+      assert.match(e.message, message);
+      assert.ok(!e.message.includes("\n"), "one line");
+      await assertClean(p.id, p.bundle, p.layer);
+    } finally {
+      Deno.removeSync(evil, { recursive: true });
+    }
+  }
+  assert.equal(Deno.readTextFileSync("/proc/sys/kernel/domainname"), hostDomain);
+
+  // a mount that lands on /proc through an image symlink (--tmpfs /run, /run -> /proc) hides
+  // the masked paths: an error, not masks skipped
+  const evil = Deno.makeTempDirSync({ prefix: "berth-evil-run-" });
+  try {
+    Deno.symlinkSync("/proc", `${evil}/run`);
+    const p = await prepare(["true"], { tmpfs: ["/run"] });
+    const rootfs = { ...p.runOptions.rootfs, lowerdirs: [evil, `${p.dir}/rootfs`] };
+    const e = await runContainer(p.spec, { ...p.runOptions, rootfs } as RunContainerOptions)
+      .catch((e) => e);
+    assert.ok(e instanceof ContainerStartError, `started: ${JSON.stringify(e)}`);
+    assert.equal(e.exitCode, 125);
+    assert.match(e.message, /^\/proc\/\S+ is missing from the container's \/proc or \/sys$/);
+    await assertClean(p.id, p.bundle, p.layer);
+  } finally {
+    Deno.removeSync(evil, { recursive: true });
+  }
+});
+
+test("runtime: the bounding set does not trust the container's cap_last_cap", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "berth-caplast-" });
+  try {
+    Deno.writeTextFileSync(`${dir}/cap_last_cap`, "5\n");
+    const { out } = await run(
+      sh("cat /proc/sys/kernel/cap_last_cap; grep CapBnd /proc/self/status"),
+      {
+        volumes: [`${dir}/cap_last_cap:/proc/sys/kernel/cap_last_cap:ro`],
+      },
+    );
+    assert.equal(out, "5\nCapBnd:\t00000000a80425fb\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("runtime: the init gets none of the engine's environment; DENO_DIR is kept", async () => {
+  const denoDir = Deno.makeTempDirSync({ prefix: "berth-denodir-" });
+  const saved = Deno.env.get("DENO_DIR");
+  Deno.env.set("BERTH_TEST_SECRET", "hunter2");
+  Deno.env.set("DENO_DIR", denoDir);
+  try {
+    const p = await prepare(sh("echo $$"));
+    const stdio = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+    const init = prepareInit(containerNamespaces("none"), stdio);
+    let environ = "";
+    for (let i = 0; i < 500 && !environ.includes("DENO_NO_UPDATE_CHECK"); i++) {
+      if (Deno.readTextFileSync(`/proc/${init.pid}/cmdline`).includes("__init")) {
+        environ = Deno.readTextFileSync(`/proc/${init.pid}/environ`);
+      } else await new Promise((r) => setTimeout(r, 2));
+    }
+    const keys = environ.split("\0").filter(Boolean).map((e) => e.split("=")[0]);
+    assert.ok(!keys.includes("BERTH_TEST_SECRET"), environ);
+    assert.ok(!keys.includes("PATH"), environ);
+    for (const k of keys) {
+      assert.ok(
+        ["DENO_DIR", "HOME", "XDG_CACHE_HOME", "NO_COLOR", "DENO_NO_UPDATE_CHECK"].includes(k),
+        k,
+      );
+    }
+    assert.ok(environ.includes(`DENO_DIR=${denoDir}\0`), environ);
+    // Deno starts with it (its modules compiled into the caller's DENO_DIR) and runs the container
+    const result = await runContainer(p.spec, { ...p.runOptions, init });
+    assert.equal(result.exitCode, 0);
+    assert.equal(new TextDecoder().decode(result.stdout), "1\n");
+    assert.ok([...Deno.readDirSync(denoDir)].length > 0, "the init used the caller's DENO_DIR");
+    await assertClean(p.id, p.bundle, p.layer);
+  } finally {
+    Deno.env.delete("BERTH_TEST_SECRET");
+    if (saved === undefined) Deno.env.delete("DENO_DIR");
+    else Deno.env.set("DENO_DIR", saved);
+    Deno.removeSync(denoDir, { recursive: true });
+  }
+});
+
+test("runtime: uid or gid -1 in a spec is refused (it would keep root)", async () => {
+  const p = await prepare(["id", "-u"]);
+  p.spec.process.user = { uid: -1, gid: -1 };
+  const e = await runContainer(p.spec, p.runOptions).catch((e) => e);
+  assert.ok(e instanceof ContainerStartError, String(e));
+  assert.equal(e.exitCode, 125);
+  assert.equal(e.message, "invalid user or group id: -1");
+  await assertClean(p.id, p.bundle, p.layer);
+});
+
+test("runtime: descriptors that come with a repeated or unexpected init message are closed", async () => {
+  const [engine, init] = ffi.socketpair(ffi.AF_UNIX, ffi.SOCK_SEQPACKET | ffi.SOCK_CLOEXEC);
+  const extra = ffi.openat(ffi.AT_FDCWD, "/dev/null", ffi.O_RDONLY | ffi.O_CLOEXEC);
+  const open = () => [...Deno.readDirSync("/proc/self/fd")].length;
+  const before = open();
+  const msg = (m: unknown) => new TextEncoder().encode(JSON.stringify(m));
+  ffi.sendmsg(init, msg({ t: "pty" }), [extra]);
+  ffi.sendmsg(init, msg({ t: "pty" }), [extra]);
+  ffi.sendmsg(init, msg({ t: "exec" }), [extra]);
+  ffi.close(init);
+  const { pty } = await awaitExec(
+    engine,
+    Promise.resolve({ success: true, code: 0, signal: null }),
+  );
+  assert.ok(pty !== undefined);
+  ffi.close(pty);
+  ffi.close(engine);
+  ffi.close(extra);
+  assert.equal(open(), before - 3);
 });

@@ -110,10 +110,16 @@ export async function awaitExec(
     for (;;) {
       await pollAsync([{ fd: sync, events: POLLIN }], -1);
       const { data, fds } = recvmsg(sync, 65536, 1);
-      if (!data.length) break;
-      const msg = JSON.parse(new TextDecoder().decode(data)) as InitMessage;
-      if (msg.t === "pty") pty = fds[0];
-      else if (msg.t === "exec") {
+      // the one descriptor expected (the first pty); any other is closed at once
+      let msg: InitMessage;
+      try {
+        if (!data.length) break;
+        msg = JSON.parse(new TextDecoder().decode(data)) as InitMessage;
+        if (msg.t === "pty" && pty === undefined && fds.length) pty = fds.shift();
+      } finally {
+        for (const fd of fds) close(fd);
+      }
+      if (msg.t === "exec") {
         execing = true;
         initMarks = msg.marks;
       } else if (msg.t === "error") {

@@ -36,15 +36,30 @@ const NS_FLAGS: Record<string, [number, string]> = {
   pid: [CLONE_NEWPID, "pid_for_children"],
 };
 
-/** The command that starts berth's hidden init mode: the compiled binary, or `deno run` main.ts. */
-export function initCommand(): { command: string; args: string[] } {
-  if (Deno.build.standalone) return { command: Deno.execPath(), args: ["__init"] };
+// what Deno needs to find its cache (the init's modules are compiled there once): nothing else of
+// the engine's environment reaches the init
+const INIT_ENV_KEYS = ["DENO_DIR", "HOME", "XDG_CACHE_HOME", "NO_COLOR"];
+
+/**
+ * The command that starts berth's hidden init mode: the compiled binary, or `deno run` main.ts,
+ * and its whole environment (spawn it with `clearEnv`). The engine's environment (a registry
+ * token, a proxy password) stays out: the init runs inside the container's namespaces, and an
+ * exec init's /proc/PID/environ is readable by the container's root while Deno starts.
+ */
+export function initCommand(): { command: string; args: string[]; env: Record<string, string> } {
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1" };
+  for (const k of INIT_ENV_KEYS) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  if (Deno.build.standalone) return { command: Deno.execPath(), args: ["__init"], env };
   const main = new URL("../../main.ts", import.meta.url).pathname;
   // the init's graph needs neither the config's import map nor the lock file: skipping both
   // saves ~3 ms of every start
   return {
     command: Deno.execPath(),
     args: ["run", "-A", "--no-lock", "--no-config", main, "__init"],
+    env,
   };
 }
 
@@ -88,13 +103,14 @@ export function prepareInit(
 ): PreparedInit {
   const flags = namespaceFlags(namespaces);
   const [engineEnd, initEnd] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
-  const { command, args } = initCommand();
+  const { command, args, env } = initCommand();
   const cmd = new Deno.Command(command, {
     args: [...args, String(initEnd)],
     stdin: stdio.stdin,
     stdout: stdio.stdout,
     stderr: stdio.stderr,
-    env: { DENO_NO_UPDATE_CHECK: "1" },
+    clearEnv: true,
+    env,
   });
   const saved: number[] = [];
   const cwd = Deno.cwd();

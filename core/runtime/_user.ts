@@ -20,21 +20,23 @@ export interface ResolvedUser {
   home: string;
 }
 
+// an id of a file is kept as written: it is checked when its entry is used
 interface PasswdEntry {
   name: string;
-  uid: number;
-  gid: number;
+  uid: string;
+  gid: string;
   home: string;
 }
 
 interface GroupEntry {
   name: string;
-  gid: number;
+  gid: string;
   members: string[];
 }
 
 const ID_MAX = 2 ** 31 - 1;
 
+/** A uid or gid: decimal digits, 0..2^31-1 (runc's rule); undefined when not digits. */
 function parseId(s: string): number | undefined {
   if (!/^[0-9]+$/.test(s)) return undefined;
   const n = Number(s);
@@ -42,32 +44,43 @@ function parseId(s: string): number | undefined {
   return n;
 }
 
+/** The id of a passwd or group entry; RangeError for anything but decimal 0..2^31-1. */
+function entryId(s: string, what: string): number {
+  const n = parseId(s);
+  if (n === undefined) throw new RangeError(`Invalid ${what}: ${JSON.stringify(s)}`);
+  return n;
+}
+
+/** Whether the id field `s` of an entry is the number `n` (`"007"` is 7; `"-1"` is nothing). */
+function idIs(s: string, n: number | undefined): boolean {
+  return n !== undefined && /^[0-9]+$/.test(s) && Number(s) === n;
+}
+
 function lines(text: string | undefined): string[][] {
   return (text ?? "").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.split(":"));
 }
 
 function passwd(text: string | undefined): PasswdEntry[] {
-  return lines(text).filter((f) => f.length >= 4).flatMap((f) => {
-    const uid = Number(f[2]);
-    const gid = Number(f[3]);
-    return Number.isInteger(uid) && Number.isInteger(gid)
-      ? [{ name: f[0], uid, gid, home: f[5] || "/" }]
-      : [];
-  });
+  return lines(text).filter((f) => f.length >= 4).map((f) => ({
+    name: f[0],
+    uid: f[2],
+    gid: f[3],
+    home: f[5] || "/",
+  }));
 }
 
 function groups(text: string | undefined): GroupEntry[] {
-  return lines(text).filter((f) => f.length >= 3).flatMap((f) => {
-    const gid = Number(f[2]);
-    return Number.isInteger(gid)
-      ? [{ name: f[0], gid, members: (f[3] ?? "").split(",").filter(Boolean) }]
-      : [];
-  });
+  return lines(text).filter((f) => f.length >= 3).map((f) => ({
+    name: f[0],
+    gid: f[2],
+    members: (f[3] ?? "").split(",").filter(Boolean),
+  }));
 }
 
 /**
  * Resolves `spec` (`""` = root) against the text of /etc/passwd and /etc/group (undefined when
- * the rootfs has none). NotFoundError for a name without an entry.
+ * the rootfs has none). NotFoundError for a name without an entry; RangeError for an id (given,
+ * or in an entry used) that is not a decimal 0..2^31-1: `-1` would leave the id unchanged.
  */
 export function resolveUser(
   spec: string,
@@ -81,11 +94,11 @@ export function resolveUser(
 
   const user: ResolvedUser = { uid: 0, gid: 0, additionalGids: [], home: "/" };
   const entry = passwd(files.passwd).find((u) =>
-    userArg === "" ? u.uid === 0 : u.name === userArg || u.uid === uidArg
+    userArg === "" ? idIs(u.uid, 0) : u.name === userArg || idIs(u.uid, uidArg)
   );
   if (entry) {
-    user.uid = entry.uid;
-    user.gid = entry.gid;
+    user.uid = entryId(entry.uid, `uid of user ${entry.name}`);
+    user.gid = entryId(entry.gid, `gid of user ${entry.name}`);
     user.home = entry.home;
   } else if (uidArg !== undefined) {
     user.uid = uidArg;
@@ -95,12 +108,11 @@ export function resolveUser(
 
   if (groupArg !== "" || entry) {
     const matched = groups(files.group).filter((g) =>
-      groupArg === ""
-        ? g.members.includes(entry!.name)
-        : g.name === groupArg || (gidArg !== undefined && g.gid === gidArg)
+      groupArg === "" ? g.members.includes(entry!.name) : g.name === groupArg || idIs(g.gid, gidArg)
     );
+    const gid = (g: GroupEntry) => entryId(g.gid, `gid of group ${g.name}`);
     if (groupArg !== "") {
-      if (matched.length) user.gid = matched[0].gid;
+      if (matched.length) user.gid = gid(matched[0]);
       else if (gidArg !== undefined) user.gid = gidArg;
       else {
         throw new NotFoundError(
@@ -108,7 +120,7 @@ export function resolveUser(
         );
       }
     } else {
-      user.additionalGids = matched.map((g) => g.gid);
+      user.additionalGids = matched.map(gid);
     }
   }
   return user;

@@ -18,6 +18,9 @@
 import { ConflictError, UnsupportedError } from "../errors.ts";
 import type { SpecDeviceCgroup, SpecResources } from "./spec_types.ts";
 import { attachDeviceFilter } from "./_device_filter.ts";
+import { SIGKILL } from "../../ffi/constants.ts";
+import { close } from "../../ffi/fs.ts";
+import { pidfdOpen, pidfdSendSignal } from "../../ffi/process.ts";
 
 /** A v1 hierarchy: where it is mounted and what it holds. */
 export interface CgroupHierarchy {
@@ -165,8 +168,12 @@ export interface CgroupFs {
   mkdir(path: string): void;
   /** Removes a directory. */
   rmdir(path: string): void;
-  /** Sends SIGKILL to a process (ignoring one that is gone). */
-  kill(pid: number): void;
+  /**
+   * Sends SIGKILL to those of `pids` that are members of the cgroup when `members()` is read,
+   * after each process is pinned (pidfd): a pid reused meanwhile by a process outside is spared.
+   * Ignores processes that are gone.
+   */
+  kill(pids: readonly number[], members: () => ReadonlySet<number>): void;
   /** Attaches a device filter program for `rules` to the cgroup2 directory `dir`. */
   attachDeviceFilter(dir: string, rules: readonly SpecDeviceCgroup[]): void;
 }
@@ -198,10 +205,27 @@ export const realCgroupFs: CgroupFs = {
   rmdir(path) {
     Deno.removeSync(path);
   },
-  kill(pid) {
-    try {
-      Deno.kill(pid, "SIGKILL");
-    } catch { /* exited */ }
+  kill(pids, members) {
+    // a bounded number of descriptors at a time
+    for (let i = 0; i < pids.length; i += 256) {
+      const pinned: number[] = [];
+      try {
+        for (const pid of pids.slice(i, i + 256)) {
+          try {
+            pinned.push(pidfdOpen(pid), pid);
+          } catch { /* exited */ }
+        }
+        const now = members();
+        for (let j = 0; j < pinned.length; j += 2) {
+          if (!now.has(pinned[j + 1])) continue;
+          try {
+            pidfdSendSignal(pinned[j], SIGKILL);
+          } catch { /* exited */ }
+        }
+      } finally {
+        for (let j = 0; j < pinned.length; j += 2) close(pinned[j]);
+      }
+    }
   },
   attachDeviceFilter,
 };
@@ -360,11 +384,11 @@ export class Cgroup {
       } else if (this.layout.version === "v2") {
         if (r.memory?.limit !== undefined) {
           this.#fs.write(need("memory.max", "memory"), String(r.memory.limit));
-          if (r.memory.swap !== undefined) {
-            this.#fs.write(
-              need("memory.swap.max", "memory"),
-              String(Math.max(0, r.memory.swap - r.memory.limit)),
-            );
+          // without swap accounting (swapaccount=0, or no swap) there is no file and no swap
+          // to limit: as v1's memsw
+          const swapMax = `${d.path}/memory.swap.max`;
+          if (r.memory.swap !== undefined && this.#fs.exists(swapMax)) {
+            this.#fs.write(swapMax, String(Math.max(0, r.memory.swap - r.memory.limit)));
           }
         }
         if (r.cpu?.quota !== undefined) {
@@ -434,7 +458,10 @@ export class Cgroup {
 
   /**
    * Kills what is left in the cgroup and removes its directories (those it created, deepest
-   * first), retrying while the kernel still reports them busy, up to `timeoutMs`.
+   * first), retrying while the kernel still reports them busy, up to `timeoutMs`. cgroup2's
+   * `cgroup.kill` where there is one; else each pid read from `cgroup.procs` is pinned (pidfd)
+   * and signalled only if it is still a member, so that a pid reused by a host process meanwhile
+   * is never killed.
    */
   async remove(options: { timeoutMs?: number } = {}): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? 5000);
@@ -457,9 +484,8 @@ export class Cgroup {
         } catch { /* gone already */ }
       }
     }
-    for (const pid of this.pids()) {
-      this.#fs.kill(pid);
-    }
+    const pids = this.pids();
+    if (pids.length) this.#fs.kill(pids, () => new Set(this.pids()));
   }
 
   // rmdir of this cgroup's directories (only those it created); returns those that remain busy.

@@ -3,7 +3,13 @@
 // placement are exercised by tests/runtime_test.ts.
 import assert from "node:assert/strict";
 import { UnsupportedError } from "../errors.ts";
-import { Cgroup, type CgroupFs, cgroupMountsFor, detectCgroupLayout } from "./cgroups.ts";
+import {
+  Cgroup,
+  type CgroupFs,
+  cgroupMountsFor,
+  detectCgroupLayout,
+  realCgroupFs,
+} from "./cgroups.ts";
 import { compileDeviceFilter } from "./_device_filter.ts";
 
 const HYBRID = `
@@ -126,8 +132,17 @@ class FakeCgroupFs implements CgroupFs {
   attachDeviceFilter(dir: string, rules: readonly unknown[]) {
     this.filters.push([dir, rules.length]);
   }
-  kill(pid: number) {
-    this.killed.push(pid);
+  /** Runs once the processes are pinned, before membership is read (a test's pid is reused). */
+  pinned?: () => void;
+  kill(pids: readonly number[], members: () => ReadonlySet<number>) {
+    this.pinned?.();
+    const now = members();
+    for (const pid of pids.filter((p) => now.has(p))) {
+      this.killed.push(pid);
+      this.exit(pid);
+    }
+  }
+  exit(pid: number) {
     for (const [k, v] of this.files) {
       if (k.endsWith("/cgroup.procs")) {
         this.files.set(k, v.split("\n").filter((l) => l && l !== String(pid)).join("\n"));
@@ -220,6 +235,58 @@ Deno.test("Cgroup v1: limits per controller hierarchy, OOM kills from memory.oom
   assert.equal(cg.oomKills(), 2);
   await cg.remove();
   assert.ok(!fs.dirs.has("/v1/pids/berth/c5"));
+});
+
+Deno.test("Cgroup v2 without swap accounting: -m works (no memory.swap.max to write)", async () => {
+  const fs = new FakeCgroupFs("v2", "/cg", ["memory", "pids"]);
+  const layout = { version: "v2" as const, mountpoint: "/cg", own: "/" };
+  const orig = fs.mkdir.bind(fs);
+  fs.mkdir = (path: string) => {
+    orig(path);
+    fs.files.delete(`${path}/memory.swap.max`); // swapaccount=0
+  };
+  const cg = Cgroup.create("berth/noswap", { memory: { limit: 32 << 20, swap: 32 << 20 } }, {
+    layout,
+    fs,
+  });
+  assert.equal(fs.read("/cg/berth/noswap/memory.max"), String(32 << 20));
+  assert.equal(fs.read("/cg/berth/noswap/memory.swap.max"), undefined);
+  await cg.remove();
+});
+
+Deno.test("Cgroup.remove kills only processes still in the cgroup (a pid reused is spared)", async () => {
+  const fs = new FakeCgroupFs("v1", "/v1", []);
+  fs.dirs.add("/v1/pids");
+  fs.files.set("/v1/pids/cgroup.procs", "");
+  const layout = {
+    version: "v1" as const,
+    hierarchies: [{ mountpoint: "/v1/pids", controllers: ["pids"], own: "/" }],
+  };
+  const cg = Cgroup.create("berth/reuse", undefined, { layout, fs });
+  fs.files.set("/v1/pids/berth/reuse/cgroup.procs", "4242\n4343\n");
+  // 4343 exits after the pids are read; a host process gets its pid
+  fs.pinned = () => {
+    fs.pinned = undefined;
+    fs.exit(4343);
+  };
+  await cg.remove();
+  assert.deepEqual(fs.killed, [4242]);
+});
+
+Deno.test("realCgroupFs.kill: signals a pinned process only while it is a member", async () => {
+  const child = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    realCgroupFs.kill([child.pid], () => new Set());
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(Deno.readTextFileSync(`/proc/${child.pid}/stat`).split(" ")[2] !== "Z");
+    realCgroupFs.kill([child.pid, 2 ** 22 + 1], () => new Set([child.pid]));
+    assert.equal((await child.status).signal, "SIGKILL");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await child.status;
+  }
 });
 
 Deno.test("compileDeviceFilter: last match decides, nothing after a catch-all", () => {

@@ -22,6 +22,15 @@
  * Nothing is created on the host (no mount, cgroup or file); the undos only stop and reap the
  * process when the exec fails or is aborted.
  *
+ * Known limit: the exec init is a Deno process that starts (tens of milliseconds) inside the
+ * container's pid namespace but still in the host's mount namespace, with the engine's full
+ * capabilities: it joins the container's mount namespace only once configured. A container run
+ * with `--cap-add SYS_PTRACE` can, during that window, read the host's filesystem through
+ * `/proc/<exec init>/root` (and the init's memory and descriptors). Without CAP_SYS_PTRACE the
+ * kernel keeps the container out (the init's capabilities are not a subset of the container's,
+ * and the init makes itself non-dumpable first thing). The init's environment holds nothing of
+ * the engine's, only what Deno needs to find its cache (`DENO_DIR`, `HOME`, `XDG_CACHE_HOME`).
+ *
  * @module
  */
 import { MSG_NOSIGNAL, SIGNALS, SO_SNDBUFFORCE, SOL_SOCKET } from "../../ffi/constants.ts";
@@ -53,6 +62,7 @@ import {
 } from "./prepare_exec.ts";
 import type { SpecProcess } from "./spec_types.ts";
 import type { ContainerResult } from "./run.ts";
+import { breakdown, mark, runSteps, type StepFn } from "./_steps.ts";
 
 export { discardExec, prepareExec };
 export type { ExecTarget, PreparedExec };
@@ -81,13 +91,6 @@ export interface ExecInContainerOptions {
   timing?: boolean;
   /** An init spawned earlier by {@linkcode prepareExec} for the same target and stdio. */
   init?: PreparedExec;
-}
-
-const epoch = () => performance.timeOrigin + performance.now();
-
-interface Step {
-  name: string;
-  undo?: () => void | Promise<void>;
 }
 
 /**
@@ -126,32 +129,17 @@ export async function execInContainer(
   process: SpecProcess,
   options: ExecInContainerOptions = {},
 ): Promise<ContainerResult> {
-  const marks: Record<string, number> = { begin: epoch() };
-  const done: Step[] = [];
-  const step = (name: string, undo?: Step["undo"]) => {
-    done.push({ name, undo });
-    marks[name] = epoch();
-  };
-  let result: ContainerResult | undefined;
-  let failure: unknown;
   try {
     checkProcess(process);
-    result = await steps(target, process, options, step, marks);
   } catch (e) {
-    failure = e;
+    if (options.init) await discardExec(options.init).catch(() => {});
+    throw e;
   }
-  if (!done.length && options.init) await discardExec(options.init).catch(() => {});
-  for (const s of done.reverse()) {
-    try {
-      await s.undo?.();
-    } catch (e) {
-      failure ??= e;
-    }
-  }
-  marks.cleaned = epoch();
-  if (failure !== undefined) throw failure;
-  if (options.timing) result!.timing = breakdown(marks);
-  return result!;
+  const { value: result, marks } = await runSteps((step, marks) =>
+    steps(target, process, options, step, marks)
+  );
+  if (options.timing) result.timing = breakdown(marks, PHASES);
+  return result;
 }
 
 function checkProcess(p: SpecProcess): void {
@@ -170,7 +158,7 @@ async function steps(
   target: ExecTarget,
   process: SpecProcess,
   options: ExecInContainerOptions,
-  step: (name: string, undo?: Step["undo"]) => void,
+  step: StepFn,
   marks: Record<string, number>,
 ): Promise<ContainerResult> {
   const io = {
@@ -279,7 +267,7 @@ async function steps(
   // 4. wait
   step("signals", forwardSignals(child, options.forwardSignals ?? true));
   const st = await status;
-  marks.exited = epoch();
+  mark(marks, "exited");
   const [out, err] = await output;
   const ttyOut = await relay?.done;
   const result: ContainerResult = {
@@ -293,22 +281,18 @@ async function steps(
 }
 
 // Milliseconds per phase, from the engine's and the init's timestamps.
-function breakdown(m: Record<string, number>): Record<string, number> {
-  const d = (a: string, b: string) =>
-    m[a] !== undefined && m[b] !== undefined ? +(m[b] - m[a]).toFixed(2) : NaN;
-  return {
-    spawn: d("begin", "spawn"),
-    initDenoStart: d("spawn", "init.origin"),
-    initModules: d("init.origin", "init.start"),
-    initDlopen: d("init.start", "init.ffi"),
-    initWaitConfig: d("init.ffi", "init.config"),
-    initCgroup: d("init.config", "init.cgroup"),
-    initJoin: d("init.cgroup", "init.join"),
-    initSetup: d("init.join", "init.setup"),
-    initPrivileges: d("init.setup", "init.exec"),
-    execToStartSeen: d("init.exec", "start"),
-    run: d("start", "exited"),
-    cleanup: d("exited", "cleaned"),
-    total: d("begin", "cleaned"),
-  };
-}
+const PHASES = [
+  ["spawn", "begin", "spawn"],
+  ["initDenoStart", "spawn", "init.origin"],
+  ["initModules", "init.origin", "init.start"],
+  ["initDlopen", "init.start", "init.ffi"],
+  ["initWaitConfig", "init.ffi", "init.config"],
+  ["initCgroup", "init.config", "init.cgroup"],
+  ["initJoin", "init.cgroup", "init.join"],
+  ["initSetup", "init.join", "init.setup"],
+  ["initPrivileges", "init.setup", "init.exec"],
+  ["execToStartSeen", "init.exec", "start"],
+  ["run", "start", "exited"],
+  ["cleanup", "exited", "cleaned"],
+  ["total", "begin", "cleaned"],
+] as const;

@@ -10,6 +10,7 @@
  */
 import { flagEnv, mergeEnv, parseEnvFile } from "./_env.ts";
 import { resolveUser } from "./_user.ts";
+import { normalizePath } from "./_path.ts";
 import { readContainerFile } from "./_container_file.ts";
 import type { RuntimeSpec, SpecProcess } from "./spec_types.ts";
 
@@ -40,16 +41,6 @@ export interface ExecProcessOptions {
   pid?: number;
   /** The container's /etc/passwd and /etc/group texts, instead of reading them through `pid`. */
   userFiles?: { passwd?: string; group?: string };
-}
-
-/** Normalizes an absolute path: no `.`, `..`, doubled or trailing slashes. */
-function normalize(path: string): string {
-  const out: string[] = [];
-  for (const c of path.split("/")) {
-    if (c === "..") out.pop();
-    else if (c && c !== ".") out.push(c);
-  }
-  return `/${out.join("/")}`;
 }
 
 /**
@@ -124,7 +115,7 @@ export function execProcess(spec: RuntimeSpec, options: ExecProcessOptions): Spe
     user,
     args: [...options.command],
     env,
-    cwd: normalize(cwd),
+    cwd: normalizePath(cwd),
     ...(base.capabilities ? { capabilities: structuredClone(base.capabilities) } : {}),
     ...(base.rlimits ? { rlimits: structuredClone(base.rlimits) } : {}),
     noNewPrivileges: base.noNewPrivileges ?? false,

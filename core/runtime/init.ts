@@ -11,6 +11,15 @@
  * above from the working directory: terminal, rlimits, privileges, `execve`. A process joined by
  * setns alone would keep the engine's full root powers.
  *
+ * Hostile images: the destinations of the kernel's filesystems (proc, sysfs, devpts, mqueue,
+ * cgroup) and of any mount on /proc, /sys or /dev or below are resolved without following a single
+ * symlink of the image (a mount there fails, exit 125), and every masked or read-only path the
+ * fresh procfs or sysfs has must, after the pivot, still be that very entry (else exit 125: a
+ * mask is never skipped because the path went elsewhere). The capability bounding set is dropped
+ * by probing the kernel (EINVAL past the last capability), not by reading the container's /proc.
+ * The init is not dumpable until its execve, dies with the engine (PR_SET_PDEATHSIG, set again
+ * after the change of user, which clears it) and exits if the engine is already gone.
+ *
  * Keep this module's import graph small: it is loaded on every container start.
  *
  * @module
@@ -46,12 +55,17 @@ import {
   O_PATH,
   O_RDWR,
   O_WRONLY,
+  POLLHUP,
+  POLLIN,
   PR_CAPBSET_DROP,
+  PR_SET_DUMPABLE,
   PR_SET_KEEPCAPS,
   PR_SET_NO_NEW_PRIVS,
   PR_SET_PDEATHSIG,
+  RESOLVE_BENEATH,
   RESOLVE_IN_ROOT,
   RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
   S_IFCHR,
   S_IFDIR,
   S_IFMT,
@@ -81,6 +95,7 @@ import {
   mknodat,
   openat,
   openat2,
+  type Stat,
   statx,
   symlinkat,
 } from "../../ffi/fs.ts";
@@ -88,6 +103,7 @@ import { mount, mountSetattr, pivotRoot, umount2 } from "../../ffi/mount.ts";
 import { setns, unshare } from "../../ffi/namespaces.ts";
 import {
   execve,
+  getppid,
   prctl,
   sethostname,
   setrlimit,
@@ -96,7 +112,7 @@ import {
   sigprocmask,
   umask,
 } from "../../ffi/process.ts";
-import { nextMessageLength, recvmsg, sendmsg, socket } from "../../ffi/socket.ts";
+import { nextMessageLength, poll, recvmsg, sendmsg, socket } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
 import {
   ioctl,
@@ -108,6 +124,7 @@ import {
 import { capabilityMask } from "./_capabilities.ts";
 import type { ExecConfig, InitConfig, InitMessage, RunConfig } from "./_init_protocol.ts";
 import { parseMountOptions } from "./_mount_options.ts";
+import { normalizePath } from "./_path.ts";
 import type { RuntimeSpec, SpecMount, SpecProcess } from "./spec_types.ts";
 
 /** An init failure with the exit code docker would give it. */
@@ -168,11 +185,16 @@ function send(sync: number, msg: InitMessage, fds: number[] = []): void {
  */
 export function init(args: string[]): Promise<void> {
   const marks: Record<string, number> = { origin: performance.timeOrigin, start: now() };
+  // no one else's /proc/PID (environ, mem, fd) until the execve, which restores the flag
+  prctl(PR_SET_DUMPABLE, 0);
   const sync = Number(args[0]);
   if (!/^\d+$/.test(args[0] ?? "")) {
     console.error("berth: __init: bad argument");
     Deno.exit(125);
   }
+  // die with the engine rather than outlive it unsupervised
+  ppid = getppid();
+  keepParent(sync);
   try {
     fcntl(sync, F_SETFD, FD_CLOEXEC);
     marks.ffi = now();
@@ -196,13 +218,28 @@ export function init(args: string[]): Promise<void> {
   return Promise.resolve();
 }
 
+// the parent's pid as this process first saw it (0: outside its pid namespace)
+let ppid = 0;
+
+/**
+ * Sets the parent-death signal (again: a change of credentials clears it) and exits when the
+ * parent (the engine) is already gone: reparented, or its end of the sync socket closed (a pid
+ * namespace's first process sees its parent as 0 either way).
+ */
+function keepParent(sync: number): void {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  let hup = false;
+  try {
+    hup = (poll([{ fd: sync, events: POLLIN }], 0)[0] & POLLHUP) !== 0;
+  } catch { /* not a socket: the argument check reports it */ }
+  if (getppid() !== ppid || hup) Deno.exit(125);
+}
+
 function start(config: RunConfig, sync: number, marks: Record<string, number>): never {
   const spec: RuntimeSpec = JSON.parse(Deno.readTextFileSync(`${config.bundle}/config.json`));
   const proc = spec.process;
   const namespaces = new Set(spec.linux?.namespaces?.map((n) => n.type));
   umask(0);
-  // die with the engine rather than outlive it unsupervised
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
 
   // cgroup: join, then make it the root of a new cgroup namespace
   for (const f of config.cgroupProcs) Deno.writeTextFileSync(f, "0", { create: false });
@@ -219,8 +256,11 @@ function start(config: RunConfig, sync: number, marks: Record<string, number>): 
   const root = openat(AT_FDCWD, rootPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
   marks.rootfs = now();
 
-  for (const m of spec.mounts ?? []) mountOne(root, m, config);
-  if (spec.mounts?.some((m) => m.destination === "/dev" && m.type === "tmpfs")) makeDev(root);
+  // the roots of the procfs and sysfs mounted for the container: what its masked and read-only
+  // paths must be found in
+  const kernelFs = new Map<string, number>();
+  for (const m of spec.mounts ?? []) mountOne(root, m, config, kernelFs);
+  if (spec.mounts?.some((m) => isDev(m.destination) && m.type === "tmpfs")) makeDev(root);
   close(resolveIn(root, proc.cwd, "dir"));
   marks.mounts = now();
 
@@ -232,8 +272,9 @@ function start(config: RunConfig, sync: number, marks: Record<string, number>): 
   Deno.chdir("/");
   marks.pivot = now();
 
-  for (const p of spec.linux?.maskedPaths ?? []) maskPath(p);
-  for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p);
+  for (const p of spec.linux?.maskedPaths ?? []) maskPath(p, kernelFs);
+  for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p, kernelFs);
+  for (const fd of kernelFs.values()) close(fd);
   if (proc.terminal) setupTerminal(sync, proc, true);
   if (spec.root.readonly) mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
   if (namespaces.has("uts") && spec.hostname) sethostname(spec.hostname);
@@ -261,7 +302,6 @@ function join(
   }
   const ns = new Map(config.namespaces.map((n, i) => [n, fds[i]]));
   umask(0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   // the container's cgroup first (from the host's view of the cgroup filesystems), then its
   // cgroup namespace: /proc/self/cgroup then reads "/" as the container's own does
   for (const f of config.cgroupProcs) {
@@ -329,6 +369,7 @@ function execProcess(
 ): never {
   closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
   dropPrivileges(proc);
+  keepParent(sync);
   umask(proc.user.umask ?? 0o022);
   resetSignals();
   if (marks) marks.exec = now();
@@ -352,13 +393,14 @@ function mountRootfs(config: RunConfig, target: string): void {
 }
 
 /**
- * An O_PATH fd of `path` inside the root `root` (symlinks resolved inside it), creating missing
- * directories, and the last component as `kind` when missing.
+ * An O_PATH fd of `path` inside the root `root` (symlinks resolved inside it; with `noSymlinks`,
+ * none followed at all: ELOOP), creating missing directories, and the last component as `kind`
+ * when missing.
  */
-function resolveIn(root: number, path: string, kind: "dir" | "file"): number {
+function resolveIn(root: number, path: string, kind: "dir" | "file", noSymlinks = false): number {
   const how = (flags: number) => ({
     flags: flags | O_CLOEXEC,
-    resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    resolve: RESOLVE_IN_ROOT | (noSymlinks ? RESOLVE_NO_SYMLINKS : RESOLVE_NO_MAGICLINKS),
   });
   const open = (p: string) => openat2(root, p, how(O_PATH));
   try {
@@ -396,9 +438,29 @@ function resolveIn(root: number, path: string, kind: "dir" | "file"): number {
 
 const fdPath = (fd: number) => `/proc/self/fd/${fd}`;
 
-function mountOne(root: number, m: SpecMount, config: RunConfig): void {
+const KERNEL_TYPES = new Set(["proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"]);
+const isDev = (dest: string) => normalizePath(dest) === "/dev";
+
+/**
+ * Whether a mount's destination must be reached without following any symlink of the image: the
+ * kernel's filesystems and whatever goes on /proc, /sys, /dev or below (runc's rule). An image
+ * symlink there could move /proc out from under its masks (`/proc -> dev/pts/../../w`, with
+ * `/dev/pts -> /a/b/c`, is another directory once /dev is mounted).
+ */
+function strictDestination(m: SpecMount): boolean {
+  return KERNEL_TYPES.has(m.type ?? "") ||
+    /^\/(proc|sys|dev)(\/|$)/.test(normalizePath(m.destination));
+}
+
+function mountOne(
+  root: number,
+  m: SpecMount,
+  config: RunConfig,
+  kernelFs: Map<string, number>,
+): void {
   const { flags, propagation, data } = parseMountOptions(m.options);
   const bind = m.type === "bind" || (flags & MS_BIND) !== 0;
+  const strict = strictDestination(m);
   try {
     if (m.type === "cgroup") return mountCgroups(root, m.destination, flags, config);
     let kind: "dir" | "file" = "dir";
@@ -406,17 +468,23 @@ function mountOne(root: number, m: SpecMount, config: RunConfig): void {
       const st = statx(AT_FDCWD, m.source ?? "");
       kind = (st.mode & S_IFMT) === S_IFDIR ? "dir" : "file";
     }
-    const at = resolveIn(root, m.destination, kind);
+    const at = resolveIn(root, m.destination, kind, strict);
     try {
       if (bind) mount(m.source ?? "", fdPath(at), null, MS_BIND | (flags & MS_REC));
       else mount(m.source ?? m.type ?? "none", fdPath(at), m.type ?? null, flags, data || null);
     } finally {
       close(at);
     }
+    if (!bind && (m.type === "proc" || m.type === "sysfs")) {
+      const dest = normalizePath(m.destination);
+      const old = kernelFs.get(dest);
+      if (old !== undefined) close(old);
+      kernelFs.set(dest, resolveIn(root, dest, "dir", true));
+    }
     const rest = flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
     if ((bind && rest) || propagation.length) {
       // the new mount, not the directory under it
-      const top = resolveIn(root, m.destination, kind);
+      const top = resolveIn(root, m.destination, kind, strict);
       try {
         if (bind && rest) {
           mount(null, fdPath(top), null, MS_BIND | MS_REMOUNT | rest);
@@ -432,15 +500,16 @@ function mountOne(root: number, m: SpecMount, config: RunConfig): void {
   } catch (e) {
     if (!(e instanceof SyscallError)) throw e;
     const what = bind ? JSON.stringify(m.source) : m.type;
-    throw new InitError(
-      `mount ${what} to ${JSON.stringify(m.destination)}: ${e.message.replace(/^[^:]*: /, "")}`,
-    );
+    const why = strict && e.code === "ELOOP"
+      ? "a symlink in the image is on the way (not followed here)"
+      : e.message.replace(/^[^:]*: /, "");
+    throw new InitError(`mount ${what} to ${JSON.stringify(m.destination)}: ${why}`);
   }
 }
 
 function mountCgroups(root: number, dest: string, flags: number, config: RunConfig): void {
   const entries = config.cgroupMounts;
-  const at = resolveIn(root, dest, "dir");
+  const at = resolveIn(root, dest, "dir", true);
   try {
     if (entries.length === 1 && entries[0].dir === "") {
       mount("cgroup2", fdPath(at), "cgroup2", flags);
@@ -450,7 +519,7 @@ function mountCgroups(root: number, dest: string, flags: number, config: RunConf
   } finally {
     close(at);
   }
-  const top = resolveIn(root, dest, "dir");
+  const top = resolveIn(root, dest, "dir", true);
   try {
     for (const e of entries) {
       mkdirat(top, e.dir, 0o755);
@@ -466,7 +535,7 @@ function mountCgroups(root: number, dest: string, flags: number, config: RunConf
 function makeDev(root: number): void {
   const dev = openat2(root, "/dev", {
     flags: O_PATH | O_DIRECTORY | O_CLOEXEC,
-    resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    resolve: RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
   });
   try {
     for (const [name, major, minor] of DEVICES) {
@@ -488,25 +557,67 @@ function exists(path: string): boolean {
   }
 }
 
-function maskPath(path: string): void {
-  let st;
-  try {
-    st = statx(AT_FDCWD, path);
-  } catch (e) {
-    if (e instanceof SyscallError && e.code === "ENOENT") return;
-    throw e;
+/**
+ * The entry `path` names in the container's fresh procfs or sysfs (`kernelFs`, by mount point),
+ * or undefined when it names none or the kernel has no such entry.
+ */
+function kernelEntry(path: string, kernelFs: Map<string, number>): Stat | undefined {
+  for (const [dir, fd] of kernelFs) {
+    if (!path.startsWith(dir + "/")) continue;
+    let entry: number;
+    try {
+      entry = openat2(fd, path.slice(dir.length + 1), {
+        flags: O_PATH | O_NOFOLLOW | O_CLOEXEC,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+      });
+    } catch (e) {
+      if (e instanceof SyscallError && ["ENOENT", "ENOTDIR", "ELOOP"].includes(e.code)) {
+        return undefined;
+      }
+      throw e;
+    }
+    try {
+      return statx(entry, "", AT_EMPTY_PATH);
+    } finally {
+      close(entry);
+    }
   }
+  return undefined;
+}
+
+/**
+ * What `path` is in the container (after the pivot), undefined when it does not exist. A path
+ * the container's fresh procfs or sysfs has must be that very entry: missing or anything else
+ * (a mount over /proc, /proc elsewhere) is an error, never a mask silently skipped.
+ */
+function protectedPath(path: string, kernelFs: Map<string, number>): Stat | undefined {
+  const p = normalizePath(path);
+  const want = kernelEntry(p, kernelFs);
+  let st: Stat;
+  try {
+    st = statx(AT_FDCWD, p);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === "ENOENT")) throw e;
+    if (want) throw new InitError(`${p} is missing from the container's /proc or /sys`);
+    return undefined;
+  }
+  const same = (a: Stat["dev"], b: Stat["dev"]) => a.major === b.major && a.minor === b.minor;
+  if (want && (st.ino !== want.ino || !same(st.dev, want.dev))) {
+    throw new InitError(`${p} is not the container's own /proc or /sys entry`);
+  }
+  return st;
+}
+
+function maskPath(path: string, kernelFs: Map<string, number>): void {
+  const st = protectedPath(path, kernelFs);
+  if (!st) return;
   if ((st.mode & S_IFMT) === S_IFDIR) mount("tmpfs", path, "tmpfs", MS_RDONLY);
   else mount("/dev/null", path, null, MS_BIND);
 }
 
-function readonlyPath(path: string): void {
-  try {
-    mount(path, path, null, MS_BIND | MS_REC);
-  } catch (e) {
-    if (e instanceof SyscallError && e.code === "ENOENT") return;
-    throw e;
-  }
+function readonlyPath(path: string, kernelFs: Map<string, number>): void {
+  if (!protectedPath(path, kernelFs)) return;
+  mount(path, path, null, MS_BIND | MS_REC);
   const flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
   mount(path, path, null, flags);
 }
@@ -593,13 +704,28 @@ function execError(name: string, e: unknown): Error {
   return new InitError(`exec: "${name}": ${what}`, code);
 }
 
+const ID_MAX = 2 ** 31 - 1;
+
 function dropPrivileges(proc: SpecProcess): void {
   const caps = proc.capabilities ?? {};
   const user = proc.user;
+  // -1 would leave an id as it is (root)
+  for (const id of [user.uid, user.gid, ...(user.additionalGids ?? [])]) {
+    if (!Number.isInteger(id) || id < 0 || id > ID_MAX) {
+      throw new InitError(`invalid user or group id: ${id}`);
+    }
+  }
   const bounding = capabilityMask(caps.bounding);
-  const last = Number(Deno.readTextFileSync("/proc/sys/kernel/cap_last_cap"));
-  for (let c = 0; c <= last; c++) {
-    if (!(bounding & (1n << BigInt(c)))) prctl(PR_CAPBSET_DROP, c);
+  // every capability the kernel knows (EINVAL past the last): no file of the container's is read
+  // for it (its /proc/sys/kernel/cap_last_cap could be anything)
+  for (let c = 0; c < 64; c++) {
+    if (bounding & (1n << BigInt(c))) continue;
+    try {
+      prctl(PR_CAPBSET_DROP, c);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === "EINVAL") break;
+      throw e;
+    }
   }
   prctl(PR_SET_KEEPCAPS, 1);
   setgroups(user.additionalGids ?? []);

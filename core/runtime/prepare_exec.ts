@@ -130,13 +130,14 @@ export function prepareExec(
   }
 
   const [engineEnd, initEnd] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
-  const { command, args } = initCommand();
+  const { command, args, env } = initCommand();
   const cmd = new Deno.Command(command, {
     args: [...args, String(initEnd)],
     stdin: stdio.stdin,
     stdout: stdio.stdout,
     stderr: stdio.stderr,
-    env: { DENO_NO_UPDATE_CHECK: "1" },
+    clearEnv: true,
+    env,
   });
   const saved: number[] = [];
   const cwd = Deno.cwd();

@@ -47,6 +47,7 @@ import {
   startIo,
 } from "./_attach.ts";
 import { processAlive, processStartTime } from "./process_info.ts";
+import { breakdown, mark, runSteps, type StepFn } from "./_steps.ts";
 
 export type { RootfsSource };
 export { discardInit, initCommand, prepareInit, processAlive, processStartTime };
@@ -125,13 +126,6 @@ export interface ContainerResult {
   timing?: Record<string, number>;
 }
 
-interface Step {
-  name: string;
-  undo?: () => void | Promise<void>;
-}
-
-const epoch = () => performance.timeOrigin + performance.now();
-
 /**
  * Runs `spec` as a container: writes it to `<bundleDir>/config.json`, runs it and waits for it to
  * exit; then removes its cgroup (and, with `removeBundle`, what it created in the bundle). A
@@ -146,37 +140,17 @@ export async function runContainer(
     if (options.init) await discardInit(options.init);
     throw new TypeError(`bundleDir must be absolute: ${options.bundleDir}`);
   }
-  const marks: Record<string, number> = { begin: epoch() };
-  const done: Step[] = [];
-  const step = (name: string, undo?: Step["undo"]) => {
-    done.push({ name, undo });
-    marks[name] = epoch();
-  };
-  let result: ContainerResult | undefined;
-  let failure: unknown;
-  try {
-    result = await steps(spec, options, step, marks);
-  } catch (e) {
-    failure = e;
-  }
-  for (const s of done.reverse()) {
-    try {
-      await s.undo?.();
-    } catch (e) {
-      failure ??= e;
-    }
-    marks[`undo.${s.name}`] = epoch();
-  }
-  marks.cleaned = epoch();
-  if (failure !== undefined) throw failure;
-  if (options.timing) result!.timing = breakdown(marks);
-  return result!;
+  const { value: result, marks } = await runSteps((step, marks) =>
+    steps(spec, options, step, marks)
+  );
+  if (options.timing) result.timing = breakdown(marks, PHASES);
+  return result;
 }
 
 async function steps(
   spec: RuntimeSpec,
   options: RunContainerOptions,
-  step: (name: string, undo?: Step["undo"]) => void,
+  step: StepFn,
   marks: Record<string, number>,
 ): Promise<ContainerResult> {
   const bundle = options.bundleDir.replace(/\/+$/, "");
@@ -271,7 +245,7 @@ async function steps(
   // 6. wait
   step("signals", forwardSignals(child, options.forwardSignals ?? true));
   const st = await status;
-  marks.exited = epoch();
+  mark(marks, "exited");
   const [out, err] = await output;
   const ttyOut = await relay?.done;
   const result: ContainerResult = {
@@ -349,26 +323,22 @@ function checkPrepared(
 }
 
 // Milliseconds per phase, from the engine's and the init's timestamps.
-function breakdown(m: Record<string, number>): Record<string, number> {
-  const d = (a: string, b: string) =>
-    m[a] !== undefined && m[b] !== undefined ? +(m[b] - m[a]).toFixed(2) : NaN;
-  return {
-    spawn: d("begin", "spawn"),
-    bundle: d("spawn", "bundle"),
-    cgroup: d("bundle", "cgroup"),
-    initDenoStart: d("spawn", "init.origin"),
-    initModules: d("init.origin", "init.start"),
-    initDlopen: d("init.start", "init.ffi"),
-    initWaitConfig: d("init.ffi", "init.config"),
-    initCgroup: d("init.config", "init.cgroup"),
-    initRootfs: d("init.cgroup", "init.rootfs"),
-    initMounts: d("init.rootfs", "init.mounts"),
-    initPivot: d("init.mounts", "init.pivot"),
-    initSetup: d("init.pivot", "init.setup"),
-    initPrivileges: d("init.setup", "init.exec"),
-    execToStartSeen: d("init.exec", "start"),
-    run: d("start", "exited"),
-    cleanup: d("exited", "cleaned"),
-    total: d("begin", "cleaned"),
-  };
-}
+const PHASES = [
+  ["spawn", "begin", "spawn"],
+  ["bundle", "spawn", "bundle"],
+  ["cgroup", "bundle", "cgroup"],
+  ["initDenoStart", "spawn", "init.origin"],
+  ["initModules", "init.origin", "init.start"],
+  ["initDlopen", "init.start", "init.ffi"],
+  ["initWaitConfig", "init.ffi", "init.config"],
+  ["initCgroup", "init.config", "init.cgroup"],
+  ["initRootfs", "init.cgroup", "init.rootfs"],
+  ["initMounts", "init.rootfs", "init.mounts"],
+  ["initPivot", "init.mounts", "init.pivot"],
+  ["initSetup", "init.pivot", "init.setup"],
+  ["initPrivileges", "init.setup", "init.exec"],
+  ["execToStartSeen", "init.exec", "start"],
+  ["run", "start", "exited"],
+  ["cleanup", "exited", "cleaned"],
+  ["total", "begin", "cleaned"],
+] as const;

@@ -19,6 +19,7 @@ import { CAPABILITY_NAMES, DEFAULT_CAPABILITIES } from "./_capabilities.ts";
 import { flagEnv, mergeEnv, parseEnvFile } from "./_env.ts";
 import { readRootfsFile } from "./_rootfs_file.ts";
 import { resolveUser } from "./_user.ts";
+import { normalizePath } from "./_path.ts";
 
 export { parseEnvFile };
 
@@ -184,7 +185,7 @@ export function createSpec(image: ImageConfig, options: RunOptions): RuntimeSpec
       },
       args,
       env,
-      cwd: normalize(cwd),
+      cwd: normalizePath(cwd),
       capabilities: { bounding: caps, effective: caps, permitted: caps },
       rlimits: [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }],
       noNewPrivileges: true,
@@ -293,16 +294,6 @@ function hostNofileHardLimit(): number {
   }
 }
 
-/** Normalizes an absolute path: no `.`, `..`, doubled or trailing slashes. */
-function normalize(path: string): string {
-  const out: string[] = [];
-  for (const c of path.split("/")) {
-    if (c === "..") out.pop();
-    else if (c && c !== ".") out.push(c);
-  }
-  return `/${out.join("/")}`;
-}
-
 const depth = (p: string) => (p === "/" ? 0 : p.split("/").length - 1);
 
 function mounts(options: RunOptions): SpecMount[] {
@@ -380,7 +371,7 @@ function volumeMount(spec: string): SpecMount {
   if (!dest.startsWith("/")) {
     throw new TypeError(`invalid volume specification: '${spec}': destination must be absolute`);
   }
-  const destination = normalize(dest);
+  const destination = normalizePath(dest);
   if (destination === "/") throw new TypeError(`invalid volume specification: '${spec}'`);
   const opts = ["rbind"];
   let propagation = "rprivate";
@@ -397,7 +388,12 @@ function volumeMount(spec: string): SpecMount {
     }
     throw e;
   }
-  return { destination, type: "bind", source: normalize(source), options: [...opts, propagation] };
+  return {
+    destination,
+    type: "bind",
+    source: normalizePath(source),
+    options: [...opts, propagation],
+  };
 }
 
 const TMPFS_FLAG_PAIRS = [
@@ -434,7 +430,7 @@ function tmpfsMount(spec: string): SpecMount {
   if (!dest.startsWith("/")) {
     throw new TypeError(`invalid tmpfs specification: '${spec}': path must be absolute`);
   }
-  const destination = normalize(dest);
+  const destination = normalizePath(dest);
   if (destination === "/") throw new TypeError(`invalid tmpfs specification: '${spec}'`);
   const opts = ["noexec", "nosuid", "nodev", "rprivate", ...data.split(",").filter(Boolean)];
   return { destination, type: "tmpfs", source: "tmpfs", options: mergeTmpfsOptions(opts) };

@@ -14,6 +14,7 @@ import {
 } from "./spec.ts";
 import { capabilityMask } from "./_capabilities.ts";
 import { mergeEnv } from "./_env.ts";
+import { resolveUser } from "./_user.ts";
 import { parseMountOptions } from "./_mount_options.ts";
 import {
   MS_BIND,
@@ -271,6 +272,72 @@ Deno.test("createSpec: /etc/passwd is read inside the rootfs, through layers and
   } finally {
     for (const d of [lower, upper, hostile]) Deno.removeSync(d, { recursive: true });
   }
+});
+
+Deno.test("createSpec: a lower layer's symlink is never followed out of the rootfs", () => {
+  // stands for the host's /etc: a file the engine must not read
+  const host = rootfs({ "etc/passwd": "evil:x:0:0::/root:/bin/sh\n" });
+  const lower = rootfs({});
+  const upper = rootfs({ "etc/group": GROUP });
+  const other = rootfs({ "etc/passwd": PASSWD });
+  try {
+    // layer 1: etc -> <host>/etc; layer 2: etc/ (merged over it: the link is hidden, not followed)
+    Deno.symlinkSync(`${host}/etc`, `${lower}/etc`);
+    assert.throws(
+      () => spec({ Cmd: ["x"] }, { rootfs: [upper, lower], user: "evil" }),
+      NotFoundError,
+    );
+    // below the link nothing merges either
+    assert.throws(
+      () => spec({ Cmd: ["x"] }, { rootfs: [upper, lower, other], user: "app" }),
+      NotFoundError,
+    );
+    assert.equal(
+      spec({ Cmd: ["x"] }, { rootfs: [upper, other], user: "app" }).process.user.uid,
+      1000,
+    );
+    // a FIFO as /etc/passwd is not opened (that would hang)
+    Deno.removeSync(`${other}/etc/passwd`);
+    new Deno.Command("mkfifo", { args: [`${other}/etc/passwd`] }).outputSync();
+    assert.throws(() => spec({ Cmd: ["x"] }, { rootfs: [other], user: "app" }), NotFoundError);
+    if (Deno.uid() === 0) {
+      // an opaque directory hides the lower layers' entries
+      const opaque = rootfs({ "etc/group": GROUP });
+      const lowerPasswd = rootfs({ "etc/passwd": PASSWD });
+      new Deno.Command("setfattr", {
+        args: ["-n", "trusted.overlay.opaque", "-v", "y", `${opaque}/etc`],
+      }).outputSync();
+      assert.throws(
+        () => spec({ Cmd: ["x"] }, { rootfs: [opaque, lowerPasswd], user: "app" }),
+        NotFoundError,
+      );
+      for (const d of [opaque, lowerPasswd]) Deno.removeSync(d, { recursive: true });
+    }
+  } finally {
+    for (const d of [host, lower, upper, other]) Deno.removeSync(d, { recursive: true });
+  }
+});
+
+Deno.test("resolveUser: ids are decimal 0..2^31-1 (runc's rule), never -1", () => {
+  const passwd = "neg:x:-1:-1::/:/bin/sh\nempty:x::::/:/bin/sh\nexp:x:1e3:1e3::/:/bin/sh\n" +
+    "big:x:4294967295:0::/:/bin/sh\nok:x:7:8::/h:/bin/sh\n";
+  const group = "bad:x:-5:ok\ngood:x:9:ok\n";
+  for (const u of ["neg", "empty", "exp", "big"]) {
+    assert.throws(() => resolveUser(u, { passwd }), RangeError, u);
+  }
+  // "1e3" is not uid 1000, "" is not uid 0
+  assert.deepEqual(resolveUser("1000", { passwd }).uid, 1000);
+  assert.deepEqual(resolveUser("1000", { passwd: "x:x:1e3:5::/x:/\n" }).gid, 0);
+  assert.deepEqual(resolveUser("", { passwd: "x:x::5::/x:/\n" }).gid, 0);
+  assert.throws(() => resolveUser("-1", { passwd }), NotFoundError);
+  assert.throws(() => resolveUser("ok", { passwd, group }), RangeError); // member of "bad"
+  assert.throws(() => resolveUser("ok:bad", { passwd, group }), RangeError);
+  assert.deepEqual(resolveUser("ok:good", { passwd, group }), {
+    uid: 7,
+    gid: 9,
+    additionalGids: [],
+    home: "/h",
+  });
 });
 
 Deno.test("createSpec: memory, cpus, pids limits", () => {
