@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { freshDir } from "./_bench_util.ts";
+import { formatTable, freshDir, type Summary } from "./_bench_util.ts";
 
 /** A throw-away containerd: private socket, root and state in a temp dir, private mount ns. */
 export class Containerd implements AsyncDisposable {
@@ -131,4 +131,18 @@ export class Containerd implements AsyncDisposable {
     await this.stop();
     await Deno.remove(this.dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** The containerd daemon's own CPU and memory for the rows that used it (empty when none). */
+export function daemonTable(sums: Summary[], heading: string): string {
+  const daemon = sums.filter((s) => s.extra.containerdCpuS !== undefined);
+  if (daemon.length === 0) return "";
+  return `\n${heading}\n` + formatTable(
+    ["case", "containerd cpu s", "containerd peak RSS MiB"],
+    daemon.map((s) => [
+      s.name,
+      s.extra.containerdCpuS.toFixed(2),
+      (s.extra.containerdRssKiB / 1024).toFixed(0),
+    ]),
+  );
 }

@@ -34,6 +34,7 @@
  *
  * @module
  */
+import { Containerd } from "./_containerd.ts";
 import { formatTable, machineLine, median, min } from "./_bench_util.ts";
 
 /** A row of the benchmark. */
@@ -394,13 +395,23 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
       : [];
 
     // containerd: a private daemon, the image imported, a task running
-    const ctrd = wanted.has("ctr") ? new Containerd(`${dir.replace(/^\/var/, "")}-ctr`) : undefined;
+    const ctrd = wanted.has("ctr") ? await Containerd.create() : undefined;
     if (ctrd) {
-      cleanups.push(() => ctrd.dispose());
+      cleanups.push(async () => {
+        const ctr = (args: string[]) => exec(ctrArgv(ctrd, args));
+        await ctr(["task", "kill", "-s", "SIGKILL", "bench"]).catch(() => {});
+        for (let i = 0; i < 50; i++) {
+          if (await ctr(["task", "rm", "bench"]).then(() => true, () => false)) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await ctr(["containers", "rm", "bench"]).catch(() => {});
+        await ctrd[Symbol.asyncDispose]();
+      });
       try {
-        await ctrd.start();
-        await ctrd.ctr(["images", "import", archive]);
-        await ctrd.ctr([
+        const why = await ctrd.tryStart();
+        if (why) throw new Error(why);
+        await exec(ctrArgv(ctrd, ["images", "import", archive]));
+        await exec(ctrArgv(ctrd, [
           "run",
           "-d",
           "--snapshotter",
@@ -409,7 +420,7 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
           "bench",
           "sleep",
           SLEEP,
-        ]);
+        ]));
       } catch (e) {
         wanted.delete("ctr");
         skipped.push(`ctr: ${(e as Error).message.split("\n")[0]}`);
@@ -449,7 +460,9 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
           return r.ms;
         }
         case "ctr":
-          return (await ctrd!.timedCtr(["task", "exec", "--exec-id", `e${++seq}`, "bench", "true"]))
+          return (await exec(
+            ctrArgv(ctrd!, ["task", "exec", "--exec-id", `e${++seq}`, "bench", "true"]),
+          ))
             .ms;
         case "deno-empty":
           return (await exec([deno, "run", "-A", "--no-lock", "--no-config", `${dir}/empty.ts`]))
@@ -587,83 +600,9 @@ async function printResult(
   }
 }
 
-/** A throw-away containerd: private socket, root and state in a dir, own mount namespace. */
-class Containerd {
-  #child: Deno.ChildProcess | undefined;
-  constructor(readonly dir: string) {}
-
-  get socket(): string {
-    return `${this.dir}/c.sock`; // sun_path is 108 bytes: keep dir short
-  }
-
-  async start(): Promise<void> {
-    await Deno.mkdir(this.dir, { recursive: true });
-    await Deno.writeTextFile(
-      `${this.dir}/config.toml`,
-      `version = 2\nroot = "${this.dir}/root"\nstate = "${this.dir}/state"\n` +
-        `disabled_plugins = ["io.containerd.grpc.v1.cri"]\n` +
-        `[grpc]\n  address = "${this.socket}"\n[ttrpc]\n  address = "${this.socket}.ttrpc"\n` +
-        `[debug]\n  address = ""\n[metrics]\n  address = ""\n`,
-    );
-    const log = await Deno.open(`${this.dir}/containerd.log`, { create: true, append: true });
-    this.#child = new Deno.Command("unshare", {
-      args: [
-        "-m",
-        "--propagation",
-        "private",
-        "containerd",
-        "--config",
-        `${this.dir}/config.toml`,
-        "--log-level",
-        "warn",
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    this.#child.stderr.pipeTo(log.writable).catch(() => {});
-    const deadline = Date.now() + 15000;
-    for (;;) {
-      try {
-        await this.ctr(["version"]);
-        return;
-      } catch (e) {
-        if (Date.now() > deadline) throw e;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-
-  argv(args: string[]): string[] {
-    return ["ctr", "--address", this.socket, "-n", CTR_NAMESPACE, ...args];
-  }
-
-  async ctr(args: string[]): Promise<string> {
-    return (await exec(this.argv(args))).stdout;
-  }
-
-  timedCtr(args: string[]): Promise<{ ms: number }> {
-    return exec(this.argv(args));
-  }
-
-  async dispose(): Promise<void> {
-    const child = this.#child;
-    if (child) {
-      await this.ctr(["task", "kill", "-s", "SIGKILL", "bench"]).catch(() => {});
-      for (let i = 0; i < 50; i++) {
-        const ok = await this.ctr(["task", "rm", "bench"]).then(() => true, () => false);
-        if (ok) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await this.ctr(["containers", "rm", "bench"]).catch(() => {});
-      this.#child = undefined;
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-    }
-    await Deno.remove(this.dir, { recursive: true }).catch(() => {});
-  }
+/** `ctr` against the bench's private daemon, in its namespace. */
+function ctrArgv(ctrd: Containerd, args: string[]): string[] {
+  return ["ctr", "--address", ctrd.socket, "-n", CTR_NAMESPACE, ...args];
 }
 
 if (import.meta.main) {

@@ -15,11 +15,10 @@
  * @module
  */
 
-import { Containerd } from "./_containerd.ts";
+import { Containerd, daemonTable } from "./_containerd.ts";
 import {
   benchCases,
   type Case,
-  formatTable,
   freshDir,
   machineLine,
   type Ratio,
@@ -168,18 +167,11 @@ export async function benchLoad(options: BenchLoadOptions = {}): Promise<void> {
 
     console.log("");
     console.log(resultsTable(sums));
-    const daemon = sums.filter((s) => s.extra.containerdCpuS !== undefined);
-    if (daemon.length) {
-      console.log("\nctr rows time the whole import; ctr's own CPU/RSS are above, the daemon's:");
-      console.log(formatTable(
-        ["case", "containerd cpu s", "containerd peak RSS MiB"],
-        daemon.map((s) => [
-          s.name,
-          s.extra.containerdCpuS.toFixed(2),
-          (s.extra.containerdRssKiB / 1024).toFixed(0),
-        ]),
-      ));
-    }
+    const daemon = daemonTable(
+      sums,
+      "ctr rows time the whole import; ctr's own CPU/RSS are above, the daemon's:",
+    );
+    if (daemon) console.log(daemon);
 
     // Equal work: blobs only while berth does not unpack; blobs + unpack once it does.
     const unpacks = !berthUnpacked.startsWith("no");

@@ -17,11 +17,10 @@
  * @module
  */
 
-import { Containerd } from "./_containerd.ts";
+import { Containerd, daemonTable } from "./_containerd.ts";
 import {
   benchCases,
   type Case,
-  formatTable,
   freshDir,
   machineLine,
   type Ratio,
@@ -194,18 +193,11 @@ export async function benchPull(options: BenchPullOptions = {}): Promise<BenchPu
     const by = (name: string): Summary | undefined => sums.find((s) => s.name === name);
     console.log("");
     console.log(resultsTable(sums));
-    const daemon = sums.filter((s) => s.extra.containerdCpuS !== undefined);
-    if (daemon.length) {
-      console.log("\nctr's own CPU/RSS are above; the containerd daemon's during the pull:");
-      console.log(formatTable(
-        ["case", "containerd cpu s", "containerd peak RSS MiB"],
-        daemon.map((s) => [
-          s.name,
-          s.extra.containerdCpuS.toFixed(2),
-          (s.extra.containerdRssKiB / 1024).toFixed(0),
-        ]),
-      ));
-    }
+    const daemon = daemonTable(
+      sums,
+      "ctr's own CPU/RSS are above; the containerd daemon's during the pull:",
+    );
+    if (daemon) console.log(daemon);
     const b = by("berth pull");
     const ratios: Ratio[] = [
       { label: "berth / podman pull (equal work)", berth: b, reference: by("podman pull") },
