@@ -22,6 +22,10 @@ export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWUSER = 0x10000000;
 /** New PID namespace (for the children). */
 export const CLONE_NEWPID = 0x20000000;
+/** `pidfd_open` flag: a pidfd for a thread, not only for a thread group leader (Linux 6.9). */
+export const PIDFD_THREAD = 0o200;
+/** `ioctl` on a pidfd: its task's PID namespace for children (Linux 6.11). */
+export const PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE = 0xff06;
 /** New network namespace. */
 export const CLONE_NEWNET = 0x40000000;
 

@@ -14,3 +14,12 @@ export function unshare(flags: number): void {
 export function setns(fd: number, nstype = 0): void {
   call("setns", fd, fd, nstype);
 }
+
+/**
+ * `ioctl(2)` on a pidfd for one of its namespaces (`PIDFD_GET_*_NAMESPACE`, Linux 6.11): a new
+ * namespace descriptor. Unlike /proc/PID/ns/pid_for_children, it also works for a PID namespace
+ * that has no process yet.
+ */
+export function pidfdNamespace(pidfd: number, request: number): number {
+  return call("ioctl", pidfd, pidfd, request, 0);
+}

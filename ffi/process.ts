@@ -28,6 +28,11 @@ export function getpid(): number {
   return call("getpid", undefined);
 }
 
+/** `gettid(2)`: the calling thread's id. */
+export function gettid(): number {
+  return call("gettid", undefined);
+}
+
 /** `getppid(2)`: the parent's pid in this process's pid namespace (0 when it is outside). */
 export function getppid(): number {
   return call("getppid", undefined);

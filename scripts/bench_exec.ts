@@ -4,7 +4,9 @@
  * `sleep`), by
  *
  * - berth, the CLI: `deno run -A main.ts --root R exec C true`, a fresh process each run, in a
- *   container started by `berth run -d` (only once `core/cli/exec.ts` exists);
+ *   container started by `berth run -d` (only once `core/cli/exec.ts` exists); the command
+ *   spawned by the CLI's own thread (the direct start, `core/runtime/_direct.ts`), and again with
+ *   `BERTH_START=init` (through the exec init, a second Deno start);
  * - berth, the engine as a fresh process: `deno run -A --no-lock engine.ts`, a script that spawns
  *   the exec's init first thing (`prepareExec`, with only `core/runtime/exec.ts` loaded), then
  *   reads the container's config.json, makes the process (`execProcess`) and calls
@@ -19,8 +21,8 @@
  * - containerd: `ctr task exec --exec-id ID C true` against a private containerd (socket, root
  *   and state in a temp dir, own mount namespace; runc shim, overlayfs snapshotter), the
  *   container started by `ctr run -d` after an untimed `ctr images import`;
- * - the floor: an empty `deno run` (each berth exec pays for two Deno starts: the engine's and
- *   the init's, the second overlapped with the first's work).
+ * - the floor: an empty `deno run` (a direct exec pays for one Deno start, one through the init
+ *   for two: the engine's and the init's, the second overlapped with the first's work).
  *
  * Every round runs every case once, in an order rotated each round, after untimed warm-up rounds;
  * reported: medians, minima, ratios to the fastest peer, and where berth's milliseconds go
@@ -40,6 +42,7 @@ import { formatTable, machineLine, median, min } from "./_bench_util.ts";
 /** A row of the benchmark. */
 export type ExecTool =
   | "berth-cli"
+  | "berth-cli-init"
   | "berth-process"
   | "berth-inproc"
   | "podman"
@@ -89,7 +92,15 @@ const PODMAN_IMAGE = "docker.io/fixture/busybox:latest";
 const SLEEP = "1000000";
 
 const LABELS: Record<ExecTool, [string, string]> = {
-  "berth-cli": ["berth exec", "`deno run -A main.ts --root R exec C true`, a fresh process"],
+  "berth-cli": [
+    "berth exec",
+    "`deno run -A main.ts --root R exec C true`, a fresh process: the command spawned by " +
+    "berth's own thread (the direct start)",
+  ],
+  "berth-cli-init": [
+    "berth exec, init process",
+    "the same with BERTH_START=init: through `berth __init`, a second Deno start",
+  ],
   "berth-process": [
     "berth exec (engine process)",
     "a fresh `deno run --no-config`: prepareExec first, then execProcess + execInContainer " +
@@ -104,11 +115,15 @@ const LABELS: Record<ExecTool, [string, string]> = {
     "`podman exec C true`, overlay, runc, cgroupfs (sandbox wrapper subtracted)",
   ],
   ctr: ["ctr task exec", "`ctr task exec --exec-id ID C true`, private containerd, runc shim"],
-  "deno-empty": ["deno run (empty script)", "the floor of a Deno start (berth pays two)"],
+  "deno-empty": [
+    "deno run (empty script)",
+    "the floor of a Deno start (the direct start pays one, the init process two)",
+  ],
 };
 
 const ORDER: ExecTool[] = [
   "berth-cli",
+  "berth-cli-init",
   "berth-process",
   "berth-inproc",
   "podman",
@@ -363,6 +378,8 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
       }
     }
 
+    if (!wanted.has("berth-cli")) wanted.delete("berth-cli-init"); // it execs into that container
+
     // podman: a throw-away overlay store, the image loaded, a container running
     const { podmanSandbox } = await import("../tests/_podman.ts");
     const podman = wanted.has("podman") ? await podmanSandbox({ driver: "overlay" }) : undefined;
@@ -432,6 +449,11 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
       switch (tool) {
         case "berth-cli":
           return (await exec([...berthArgv, "exec", "bench", "true"], { cwd: ROOT })).ms;
+        case "berth-cli-init":
+          return (await exec([...berthArgv, "exec", "bench", "true"], {
+            cwd: ROOT,
+            env: { BERTH_START: "init" },
+          })).ms;
         case "berth-process": {
           const r = await exec([deno, "run", "-A", "--no-lock", "--no-config", engine, "true"], {
             cwd: ROOT,

@@ -42,6 +42,7 @@ import type { PreparedInit } from "../core/runtime/prepare_init.ts";
 /** A row of the benchmark. */
 export type BenchTool =
   | "berth"
+  | "berth-init"
   | "podman"
   | "runc"
   | "crun"
@@ -84,6 +85,8 @@ export interface BenchRunResult {
   ratiosToRunc: Partial<Record<BenchTool, number>>;
   /** Median milliseconds per phase of `berth run` (BERTH_TIMING=1), plus derived phases. */
   breakdown: Record<string, number>;
+  /** The same for `berth run` through the init process (BERTH_START=init). */
+  breakdownInit: Record<string, number>;
   /** The wrappers subtracted from podman's and crun's times: theirs and the wrapped medians. */
   wrappers: Partial<Record<"podman" | "crun", { median: number; wrappedMedian: number }>>;
   /** 1-minute load average: before, after, and sampled after every round. */
@@ -99,7 +102,12 @@ const PODMAN_IMAGE = "docker.io/fixture/busybox:latest";
 const LABELS: Record<BenchTool, [string, string]> = {
   berth: [
     "berth run --rm",
-    "`deno run -A main.ts --root R run --rm fixture/busybox true` (BERTH_TIMING=1), a new process",
+    "`deno run -A main.ts --root R run --rm fixture/busybox true` (BERTH_TIMING=1), a new process: " +
+    "the command spawned by berth's own thread (the direct start)",
+  ],
+  "berth-init": [
+    "berth run --rm, init process",
+    "the same with BERTH_START=init: through `berth __init`, a second Deno start",
   ],
   podman: [
     "podman run --rm",
@@ -110,7 +118,7 @@ const LABELS: Record<BenchTool, [string, string]> = {
   crun: ["crun run", "`crun run` of the same bundle"],
   "deno-empty": [
     "deno run (empty script)",
-    "`deno run -A --no-lock --no-config empty.ts`: the floor, what berth's init pays to start",
+    "`deno run -A --no-lock --no-config empty.ts`: the floor, what any Deno start pays",
   ],
   "berth-version": [
     "berth --version",
@@ -130,7 +138,7 @@ const LABELS: Record<BenchTool, [string, string]> = {
   ],
 };
 
-const HEADLINE: BenchTool[] = ["berth", "podman", "runc", "crun", "deno-empty"];
+const HEADLINE: BenchTool[] = ["berth", "berth-init", "podman", "runc", "crun", "deno-empty"];
 const SECONDARY: BenchTool[] = [
   "berth-version",
   "runtime-process",
@@ -141,23 +149,27 @@ const SECONDARY: BenchTool[] = [
 const PHASES: [string, string][] = [
   ["wall", "the whole `berth run` process, as timed here"],
   ["outside", "wall − doneAt: exec and Deno's start before its time origin, and the exit"],
-  ["engineReady", "time origin → the CLI is ready to call store.run (imports, flags, init spawn)"],
+  [
+    "engineReady",
+    "time origin → the CLI is ready to call store.run (imports, flags, [init spawn])",
+  ],
   ["storeRun", "doneAt − engineReady − total: image lookup, record, spec; --rm removal"],
-  ["spawn", "runContainer: take the prepared init"],
+  ["spawn", "runContainer: take the prepared init (direct start: nothing yet)"],
   ["bundle", "runContainer: config.json, hosts, hostname, resolv.conf"],
   ["cgroup", "runContainer: create the cgroup"],
-  ["waitInit", "runContainer: send the config, wait for the init's exec (derived)"],
+  ["waitInit", "runContainer: the init's config → its exec (derived); direct: the thread's set-up"],
   ["initDenoStart", "init's time origin − runContainer's spawn step (< 0: it started before)"],
   ["initModules", "init: time origin → init() runs (its module graph)"],
   ["initDlopen", "init: first FFI call (dlopen)"],
   ["initWaitConfig", "init: waiting for the engine's config"],
-  ["initCgroup", "init: join the cgroup"],
+  ["initCgroup", "init (direct start: the engine's thread): join the cgroup"],
   ["initRootfs", "init: mount the overlay"],
   ["initMounts", "init: /proc, /sys, /dev, … mounts"],
   ["initPivot", "init: pivot_root"],
   ["initSetup", "init: masked paths, hostname, loopback, rlimits"],
   ["initPrivileges", "init: close fds, drop capabilities, no_new_privs"],
-  ["execToStartSeen", "the init's exec → the engine sees end of stream"],
+  ["directSpawn", "direct start: the thread's spawn of the command (fork, setsid, execve)"],
+  ["execToStartSeen", "the init's exec → the engine sees end of stream (direct: the spawn)"],
   ["run", "`true` runs and exits"],
   ["cleanup", "runContainer's undo steps (cgroup, bundle files)"],
   ["total", "runContainer, begin → cleaned"],
@@ -371,6 +383,7 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
   const cpus: Partial<Record<BenchTool, number[]>> = {};
   const wrapperTimes: { podman: Exec[]; crun: Exec[] } = { podman: [], crun: [] };
   const phases: Record<string, number[]> = {};
+  const initPhases: Record<string, number[]> = {};
   const loads: number[] = [];
   const loadBefore = loadavg1();
   let header = "";
@@ -453,13 +466,21 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
       let seq = 0;
       const one = async (tool: BenchTool, timed: boolean): Promise<{ ms: number; cpu: number }> => {
         switch (tool) {
-          case "berth": {
+          case "berth":
+          case "berth-init": {
             const r = await exec(
               [deno, "run", "-A", MAIN, "--root", store, "run", "--rm", BERTH_IMAGE, "true"],
-              { env: { BERTH_TIMING: "1" }, cwd: ROOT },
+              {
+                env: {
+                  BERTH_TIMING: "1",
+                  ...(tool === "berth-init" ? { BERTH_START: "init" } : {}),
+                },
+                cwd: ROOT,
+              },
             );
             const t = parseTiming(r.stderr, r.ms);
-            if (timed) { for (const [k, v] of Object.entries(t)) (phases[k] ??= []).push(v); }
+            const into = tool === "berth" ? phases : initPhases;
+            if (timed) { for (const [k, v] of Object.entries(t)) (into[k] ??= []).push(v); }
             return r;
           }
           case "podman": {
@@ -511,7 +532,7 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
               (cpus[tool] ??= []).push(cpu);
             }
           } catch (e) {
-            if (tool === "berth" || tool === "podman" || round > 0) throw e;
+            if (tool.startsWith("berth") || tool === "podman" || round > 0) throw e;
             // a reference tool that cannot run here (round 0): leave it out
             tools.splice(tools.indexOf(tool), 1);
             skipped.push(`${tool}: ${(e as Error).message.split("\n")[0]}`);
@@ -570,6 +591,10 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
   const ratiosToRunc = ratio(medians.runc);
   const breakdown: Record<string, number> = {};
   for (const [k] of PHASES) if (phases[k]) breakdown[k] = +median(phases[k]).toFixed(1);
+  const breakdownInit: Record<string, number> = {};
+  for (const [k] of PHASES) {
+    if (initPhases[k]) breakdownInit[k] = +median(initPhases[k]).toFixed(1);
+  }
   const loadavg = {
     before: loadBefore,
     after: loadavg1(),
@@ -585,6 +610,7 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
     ratiosToPodman,
     ratiosToRunc,
     breakdown,
+    breakdownInit,
     wrappers,
     loadavg,
   };
@@ -654,15 +680,19 @@ async function printResult(
       })`,
     );
   }
-  if (Object.keys(r.breakdown).length) {
+  const rows = PHASES.filter(([k]) =>
+    r.breakdown[k] !== undefined || r.breakdownInit[k] !== undefined
+  );
+  if (rows.length) {
     console.log(
-      "\nwhere berth run's milliseconds go (medians of BERTH_TIMING=1; init* overlap):\n",
+      "\nwhere berth run's milliseconds go (medians of BERTH_TIMING=1; the init process's " +
+        "init* phases overlap the engine's, the direct start's are the engine thread's own):\n",
     );
-    const rows = PHASES.filter(([k]) => r.breakdown[k] !== undefined);
     const w = Math.max(...rows.map(([k]) => k.length));
-    console.log(`${"phase".padEnd(w)}  median ms  what`);
+    const cell = (v: number | undefined) => (v === undefined ? "" : v.toFixed(1)).padStart(9);
+    console.log(`${"phase".padEnd(w)}     direct       init  what`);
     for (const [k, what] of rows) {
-      console.log(`${k.padEnd(w)}  ${r.breakdown[k].toFixed(1).padStart(9)}  ${what}`);
+      console.log(`${k.padEnd(w)}  ${cell(r.breakdown[k])}  ${cell(r.breakdownInit[k])}  ${what}`);
     }
   }
 }

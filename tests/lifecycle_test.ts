@@ -354,3 +354,71 @@ Deno.test("lifecycle: system prune removes stopped containers and then their ima
   assert.equal((await berth(root.path, ["ps", "-aq"])).stdout, "");
   assert.equal((await berth(root.path, ["images", "-q"])).stdout, "");
 });
+
+Deno.test("lifecycle: exec from berth's own thread gives the process what the init process gives it", async () => {
+  await using root = await store();
+  assert.equal(
+    (await berth(root.path, ["run", "-d", "--name", "box", BB, "sleep", "300"])).code,
+    0,
+  );
+  const probe = "cat /proc/$$/cmdline | tr '\\0' ' '; echo; id; umask; pwd; " +
+    "grep -E '^(Cap|NoNewPrivs|Sig(Blk|Ign)|Groups)' /proc/self/status; cat /proc/self/cgroup; " +
+    "readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/net /proc/self/ns/cgroup; " +
+    "cat /sys/fs/cgroup/pids/tasks | wc -l";
+  const exec = (env: Record<string, string>) =>
+    berth(root.path, ["exec", "-u", "app", "-w", "/tmp", "box", "sh", "-c", probe], { env });
+  const direct = await exec({});
+  const init = await exec({ BERTH_START: "init" });
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.equal(init.code, 0, init.stderr);
+  const [directCmd, ...directRest] = direct.stdout.split("\n");
+  const [initCmd, ...initRest] = init.stdout.split("\n");
+  // the one visible difference: argv[0] is the resolved path when berth spawns it itself
+  assert.equal(directCmd, `/bin/sh -c ${probe} `);
+  assert.equal(initCmd, `sh -c ${probe} `);
+  // and on a hybrid host the cgroup2 hierarchy (placement only, no controllers): a thread cannot
+  // join it alone, so the process stays in the engine's there (limits and kills are v1's)
+  const hybrid = (l: string) => !/^0::/.test(l);
+  assert.deepEqual(directRest.filter(hybrid), initRest.filter(hybrid));
+  assert.match(direct.stdout, /uid=1000\(app\) gid=1000\(app\) groups=50\(staff\),1001\(extra\)/);
+  assert.match(direct.stdout, /CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb/);
+  assert.match(direct.stdout, /NoNewPrivs:\t1/);
+});
+
+Deno.test("lifecycle: a foreground container started by berth's own thread outlives a killed engine; ps and rm -f", async () => {
+  await using root = await store();
+  const MAIN = new URL("../main.ts", import.meta.url).pathname;
+  const engine = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", MAIN, "--root", root.path, "run", "--rm", "--name", "fg"]
+      .concat([BB, "sleep", "300"]),
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let rec:
+    | { state: { pid?: number; status?: string }; cgroupDirs: string[]; id: string }
+    | undefined;
+  await until("the container's start", async () => {
+    const ids = (await berth(root.path, ["ps", "-q", "--no-trunc"])).stdout.trim();
+    if (!ids) return false;
+    rec = JSON.parse(await Deno.readTextFile(`${root.path}/containers/${ids}/container.json`));
+    return rec!.state.pid !== undefined;
+  });
+  const pid = rec!.state.pid!;
+  assert.equal(
+    Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0],
+    "/bin/sleep",
+    "started by the engine's thread, not the init",
+  );
+  engine.kill("SIGKILL");
+  await engine.status;
+  await new Promise((r) => setTimeout(r, 300));
+  // as a docker or podman container outlives its CLI: running, and said so
+  assert.ok(await exists(`/proc/${pid}`), "the container runs on");
+  const ps = await berth(root.path, ["ps", "--format", "{{.Names}} {{.State}}"]);
+  assert.equal(ps.stdout, "fg running\n");
+  assert.equal((await berth(root.path, ["rm", "-f", "fg"])).code, 0);
+  await until("the container's death", async () => !(await exists(`/proc/${pid}`)));
+  for (const d of rec!.cgroupDirs) assert.equal(await exists(d), false, `cgroup ${d} removed`);
+  assert.ok(!(await Deno.readTextFile("/proc/self/mountinfo")).includes(rec!.id));
+  assert.equal(await exists(`${root.path}/containers/${rec!.id}`), false);
+});

@@ -425,3 +425,19 @@ Deno.test("run (foreground, no --rm): output reaches the caller and stays in ber
   assert.equal(logs.stdout, "out\n");
   assert.equal(logs.stderr, "err\n");
 });
+
+Deno.test("run: berth's own thread starts the command where it can; BERTH_START=init uses the init process", async () => {
+  await using root = await store();
+  // sh stays PID 1 (a lone last command would be exec'd in its place)
+  const probe = ["--rm", BB, "sh", "-c", "echo $(tr '\\0' ' ' < /proc/1/cmdline); true"];
+  const timing = (stderr: string) =>
+    JSON.parse(/^timing: (\{.*\}); done at/m.exec(stderr)?.[1] ?? "null");
+  const direct = await run(root.path, probe, { BERTH_TIMING: "1" });
+  assert.equal(direct.code, 0, direct.stderr);
+  assert.notEqual(timing(direct.stderr)?.directSpawn ?? null, null, direct.stderr);
+  assert.match(direct.stdout, /^\/bin\/sh -c /, "argv[0] is the resolved path");
+  const init = await run(root.path, probe, { BERTH_TIMING: "1", BERTH_START: "init" });
+  assert.equal(init.code, 0, init.stderr);
+  assert.equal(timing(init.stderr)?.directSpawn, null, init.stderr);
+  assert.match(init.stdout, /^sh -c /);
+});

@@ -899,3 +899,89 @@ test("runtime: descriptors that come with a repeated or unexpected init message 
   ffi.close(extra);
   assert.equal(open(), before - 3);
 });
+
+// The direct start (the engine's thread spawns the command, no init process) in an engine
+// process of its own: what the container gets, and that the thread gets its namespaces, root,
+// cwd, umask and credentials back (only the bounding set and no_new_privs stay the container's).
+async function directRun(cmd: string[], options: Partial<RunOptions> = {}) {
+  const p = await prepare(cmd, options);
+  const script = `
+    import { prepareInit, runContainer } from ${
+    JSON.stringify(new URL("../core/runtime/run.ts", import.meta.url).href)
+  };
+    import { umask } from ${JSON.stringify(new URL("../ffi/process.ts", import.meta.url).href)};
+    const [spec, options] = JSON.parse(Deno.args[0]);
+    const state = () => {
+      const mask = umask(0o027);
+      umask(mask);
+      const status = Deno.readTextFileSync("/proc/thread-self/status").split("\\n")
+        .filter((l) => /^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/.test(l));
+      const ns = ["mnt", "uts", "ipc", "net", "pid_for_children", "cgroup", "pid"]
+        .map((n) => Deno.readLinkSync("/proc/thread-self/ns/" + n));
+      return {
+        status,
+        ns,
+        root: Deno.readLinkSync("/proc/thread-self/root"),
+        cwd: Deno.cwd(),
+        umask: mask,
+        cgroup: Deno.readTextFileSync("/proc/thread-self/cgroup"),
+      };
+    };
+    umask(0o007);
+    Deno.chdir("/usr");
+    const before = state();
+    const stdio = { stdin: "null", stdout: "piped", stderr: "piped" };
+    const init = prepareInit(spec.linux.namespaces, stdio, { direct: true });
+    const r = await runContainer(spec, { ...options, init, timing: true });
+    const after = state();
+    const dec = new TextDecoder();
+    console.log(JSON.stringify({
+      kind: init.kind, before, after, code: r.exitCode, timing: r.timing,
+      out: dec.decode(r.stdout), err: dec.decode(r.stderr),
+    }));`;
+  try {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", script, JSON.stringify([p.spec, p.runOptions])],
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assert.ok(out.success, "the engine process failed");
+    return { ...JSON.parse(new TextDecoder().decode(out.stdout)), id: p.id };
+  } finally {
+    await assertClean(p.id, p.bundle, p.layer);
+  }
+}
+
+const directKernel = (() => {
+  const [major, minor] = Deno.osRelease().split(".").map(Number);
+  return major > 6 || (major === 6 && minor >= 15);
+})();
+
+test("runtime: a direct start gives the container what the init gives; the engine's thread gets its state back", async () => {
+  assert.ok(directKernel, "these machines run Linux >= 6.15 (procfs pidns=)");
+  const probe = sh(
+    "echo $$; hostname; id; umask; pwd; " +
+      "grep -E '^(Cap|NoNewPrivs|Sig(Blk|Ign))' /proc/self/status; cat /proc/self/cgroup",
+  );
+  for (const user of [undefined, "1000:1000"]) {
+    const options: Partial<RunOptions> = user ? { user } : {};
+    const d = await directRun(probe, options);
+    assert.equal(d.kind, "direct");
+    assert.equal(d.code, 0, d.err);
+    assert.notEqual(d.timing.directSpawn, null, "spawned by the engine's thread");
+    // the same probe through the init process, in this process
+    const i = await run(probe, options);
+    assert.equal(d.out.replace(d.id.slice(0, 12), "ID"), i.out.replace(i.id.slice(0, 12), "ID"));
+    assert.match(d.out, /^1\n/);
+    // the thread: everything back but the bounding set and no_new_privs
+    const keep = (s: string[]) => s.filter((l) => !/^(CapBnd|NoNewPrivs):/.test(l));
+    assert.deepEqual(keep(d.after.status), keep(d.before.status));
+    assert.deepEqual(
+      { ...d.after, status: undefined },
+      { ...d.before, status: undefined },
+      "namespaces, root, cwd, umask and cgroups",
+    );
+    assert.ok(d.after.status.includes("NoNewPrivs:\t1"));
+    assert.ok(d.after.status.includes("CapBnd:\t00000000a80425fb"));
+  }
+});

@@ -54,8 +54,14 @@ export const command: Command = {
       stdout: "inherit",
       stderr: "inherit",
     } as const;
-    // The exec's init starts now; its Deno start-up overlaps reading the container's spec.
-    const init = prepareExec({ pid, ...(pidStart ? { startTime: pidStart } : {}), name }, stdio);
+    // The exec's init starts now (its Deno start-up overlaps reading the container's spec), or,
+    // where it can, this process's own thread starts the command (one process, nothing else
+    // executed afterwards: see core/runtime/_direct.ts).
+    const init = prepareExec(
+      { pid, ...(pidStart ? { startTime: pidStart } : {}), name },
+      stdio,
+      { direct: true, terminal: tty },
+    );
     let envFile: string[] | undefined;
     try {
       for (const path of (flags["env-file"] as string[] | undefined) ?? []) {

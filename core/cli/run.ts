@@ -131,12 +131,14 @@ export const command: Command = {
     // A container that outlives the run (no --rm) keeps its output for `berth logs`: berth then
     // copies it to the terminal and the log, so the init's stdout and stderr are pipes.
     const log = flags.rm !== true;
-    // The container's init starts now: its Deno start-up overlaps opening the store and the rest.
+    // The container's init starts now (its Deno start-up overlaps opening the store and the
+    // rest), or, where it can, this process's own thread starts the container later: it starts
+    // one container and executes nothing else (see core/runtime/_direct.ts).
     const init = prepareInit(containerNamespaces(network as "none" | "host" | undefined), {
       ...stdio,
       ...(tty ? { stdin: "null" as const } : {}),
       ...(log ? { stdout: "piped" as const, stderr: "piped" as const } : {}),
-    });
+    }, { terminal: tty, direct: true });
     let handedOver = false;
     try {
       const store = await ctx.store();

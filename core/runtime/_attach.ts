@@ -142,7 +142,10 @@ export async function awaitExec(
 }
 
 /** Forwards SIGINT, SIGTERM and SIGHUP to `child` until the returned function is called. */
-export function forwardSignals(child: Deno.ChildProcess, enabled: boolean): () => void {
+export function forwardSignals(
+  child: { kill(sig: Deno.Signal): void },
+  enabled: boolean,
+): () => void {
   if (!enabled) return () => {};
   const forward = (sig: Deno.Signal) => () => {
     try {

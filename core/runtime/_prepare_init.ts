@@ -24,6 +24,8 @@ import { socketpair } from "../../ffi/socket.ts";
 import { ContainerStartError } from "./start_error.ts";
 import { processStartTime } from "./process_info.ts";
 import type { SpecNamespace } from "./spec_types.ts";
+import { type CgroupLayout, detectCgroupLayout } from "./cgroups.ts";
+import { directStartRefusal } from "./_direct.ts";
 
 /** How a stream of the container is connected. */
 export type Stdio = "inherit" | "piped" | "null";
@@ -68,12 +70,25 @@ export function initCommand(): { command: string; args: string[]; env: Record<st
  * {@linkcode runContainer} as `init`; if it is never used, {@linkcode discardInit} it.
  */
 export interface PreparedInit {
-  /** The init's host pid. */
+  /**
+   * `"process"`: berth's init process (DESIGN §3); `"direct"`: the calling thread will spawn
+   * the command itself (see `_direct.ts` for when).
+   */
+  readonly kind: "process" | "direct";
+  /** The init's host pid (0 for `"direct"`: no process exists before the command's). */
   readonly pid: number;
+}
+
+/** What run.ts needs of a prepared direct start. */
+export interface PreparedDirectInternal extends PreparedInit {
+  readonly kind: "direct";
+  flags: number;
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio };
 }
 
 /** What run.ts needs of a prepared init. */
 export interface PreparedInitInternal extends PreparedInit {
+  readonly kind: "process";
   child: Deno.ChildProcess;
   /** Its start time, read right after the spawn (execve keeps it; the init waits for its config). */
   startTime: string;
@@ -91,17 +106,60 @@ export function namespaceFlags(namespaces: readonly SpecNamespace[]): number {
   return wanted.reduce((f, n) => f | NS_FLAGS[n.type][0], 0);
 }
 
+/** Options of {@linkcode prepareInit}. */
+export interface PrepareInitOptions {
+  /** The container gets a terminal (`-t`): only the init process gives one. */
+  terminal?: boolean;
+  /** The host's cgroup layout (default: detected). */
+  cgroupLayout?: CgroupLayout;
+  /**
+   * May the calling thread start the container itself where it can (the direct start, see
+   * `_direct.ts`)? Only for a process that starts this one container and executes nothing
+   * afterwards (its thread keeps a smaller capability bounding set and no_new_privs): berth's
+   * CLI. Default false: berth's init process.
+   */
+  direct?: boolean;
+}
+
+// the direct start leaves its thread unfit for another one
+let directUsed = false;
+
 /**
- * Spawns a container's init in new namespaces (`namespaces` as in the spec's `linux.namespaces`)
- * with the given stdio (with a terminal, stdin `"null"`), before the container is configured: the
- * init's Deno start then overlaps whatever the caller does until {@linkcode runContainer}. This is
- * DESIGN §3's step 1: all on this thread, with no await between unshare and setns.
+ * Whether this thread may start a container (or exec) directly: asked for, not done before in
+ * this process, and possible here (see `_direct.ts`). True claims it.
+ */
+export function claimDirect(
+  wanted: boolean | undefined,
+  layout: CgroupLayout | undefined,
+  terminal: boolean,
+): boolean {
+  if (!wanted || directUsed) return false;
+  if (directStartRefusal(layout ?? detectCgroupLayout(), terminal) !== undefined) return false;
+  directUsed = true;
+  return true;
+}
+
+/**
+ * Prepares a container's start in new namespaces (`namespaces` as in the spec's
+ * `linux.namespaces`) with the given stdio (with a terminal, stdin `"null"`), before the container
+ * is configured: berth's init process, spawned now in the new namespaces so that its Deno start
+ * overlaps whatever the caller does until {@linkcode runContainer} (DESIGN §3's step 1: all on
+ * this thread, with no await between unshare and setns); or, with `direct` where it can be
+ * used, nothing yet: `runContainer` then starts the command from this thread.
  */
 export function prepareInit(
   namespaces: readonly SpecNamespace[],
   stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+  options: PrepareInitOptions = {},
 ): PreparedInit {
   const flags = namespaceFlags(namespaces);
+  if (
+    (flags & CLONE_NEWPID) && (flags & CLONE_NEWNS) &&
+    claimDirect(options.direct, options.cgroupLayout, options.terminal ?? false)
+  ) {
+    const prepared: PreparedDirectInternal = { kind: "direct", pid: 0, flags, stdio };
+    return prepared;
+  }
   const [engineEnd, initEnd] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
   const { command, args, env } = initCommand();
   const cmd = new Deno.Command(command, {
@@ -138,6 +196,7 @@ export function prepareInit(
     close(initEnd);
   }
   const prepared: PreparedInitInternal = {
+    kind: "process",
     pid: child.pid,
     child,
     startTime: processStartTime(child.pid) ?? "",
@@ -150,6 +209,7 @@ export function prepareInit(
 
 /** Kills and reaps a prepared init that will not be used. */
 export async function discardInit(init: PreparedInit): Promise<void> {
+  if (init.kind === "direct") return;
   const { child, sync } = init as PreparedInitInternal;
   try {
     child.kill("SIGKILL");

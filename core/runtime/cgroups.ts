@@ -124,6 +124,15 @@ export function cgroupMountsFor(layout: CgroupLayout): CgroupMountEntry[] {
 }
 
 /**
+ * Moves thread `tid` of this process back to the engine's own cgroup in every v1 hierarchy of
+ * `layout` (where it was before a direct start or exec had it join a container's).
+ */
+export function returnThread(tid: number, layout: CgroupLayout, fs: CgroupFs = realCgroupFs): void {
+  if (layout.version === "v2") return;
+  for (const h of layout.hierarchies) fs.write(join(h.mountpoint, h.own, "tasks"), String(tid));
+}
+
+/**
  * The `cgroup.procs` files of the cgroups process `pid` is in, one per hierarchy of the host's
  * layout (from /proc/PID/cgroup, as this process's cgroup namespace sees it): what a process
  * writes 0 to, to join that process's cgroups (e.g. `exec` into a container). Undefined when the
@@ -426,6 +435,20 @@ export class Cgroup {
     return this.#dirs.map((d) => `${d.path}/cgroup.procs`);
   }
 
+  /** The v1 `tasks` files: a thread joins alone by writing its id there (the direct start). */
+  get tasksFiles(): string[] {
+    return this.#dirs.filter((d) => d.kind === "v1").map((d) => `${d.path}/tasks`);
+  }
+
+  /** Writes `pids.max` (v1 pids controller or cgroup2), when the cgroup has a pids limit. */
+  setPidsMax(limit: number): void {
+    for (const d of this.#dirs) {
+      if ((d.kind === "v1" && d.controllers.includes("pids")) || this.layout.version === "v2") {
+        if (this.#fs.exists(`${d.path}/pids.max`)) this.#fs.write(`${d.path}/pids.max`, `${limit}`);
+      }
+    }
+  }
+
   /** Moves process `pid` into the cgroup (every hierarchy). */
   place(pid: number): void {
     for (const f of this.procsFiles) this.#fs.write(f, String(pid));
@@ -484,7 +507,8 @@ export class Cgroup {
         } catch { /* gone already */ }
       }
     }
-    const pids = this.pids();
+    // never this process: a thread of it in the cgroup (a direct start's) puts its pid there
+    const pids = this.pids().filter((p) => p !== Deno.pid);
     if (pids.length) this.#fs.kill(pids, () => new Set(this.pids()));
   }
 

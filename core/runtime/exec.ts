@@ -22,7 +22,14 @@
  * Nothing is created on the host (no mount, cgroup or file); the undos only stop and reap the
  * process when the exec fails or is aborted.
  *
- * Known limit: the exec init is a Deno process that starts (tens of milliseconds) inside the
+ * The direct exec (a {@linkcode prepareExec} with `direct`, where `_direct.ts` allows it: the
+ * CLI's `exec`) has no init process: the engine's own thread joins the container's v1 cgroups
+ * (by thread id) and namespaces (through a pidfd of its first process), takes the process's
+ * privileges, spawns the command and returns (`_direct_start.ts`). On a hybrid host the process
+ * stays in the engine's cgroup2 cgroup (placement only, no controllers: a thread cannot join it
+ * alone); its limits are the v1 hierarchies'.
+ *
+ * Known limit of the init process: the exec init is a Deno process that starts (tens of milliseconds) inside the
  * container's pid namespace but still in the host's mount namespace, with the engine's full
  * capabilities: it joins the container's mount namespace only once configured. A container run
  * with `--cap-add SYS_PTRACE` can, during that window, read the host's filesystem through
@@ -37,7 +44,10 @@ import { MSG_NOSIGNAL, SIGNALS, SO_SNDBUFFORCE, SOL_SOCKET } from "../../ffi/con
 import { close } from "../../ffi/fs.ts";
 import { sendmsg, setsockopt } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
-import { cgroupProcsFilesOf } from "./cgroups.ts";
+import { cgroupProcsFilesOf, detectCgroupLayout, returnThread } from "./cgroups.ts";
+import { gettid } from "../../ffi/process.ts";
+import { rlimitsInherited } from "./_direct.ts";
+import { type DirectStarted, startDirectExec } from "./_direct_start.ts";
 import type { Stdio } from "./_prepare_init.ts";
 import type { ExecConfig } from "./_init_protocol.ts";
 import { type PtyRelay, relayPty } from "./_pty.ts";
@@ -45,6 +55,7 @@ import {
   awaitExec,
   forwardSignals,
   inputBytes,
+  type IoOptions,
   onAbort,
   type Output,
   spawnMode,
@@ -57,6 +68,7 @@ import {
   INIT_NS,
   notRunning,
   type PreparedExec,
+  type PreparedExecDirect,
   type PreparedExecInternal,
   prepareExec,
 } from "./prepare_exec.ts";
@@ -174,7 +186,20 @@ async function steps(
   };
 
   // 1. spawn (or take the prepared init)
-  const prepared = (options.init ?? prepareExec(target, initStdio)) as PreparedExecInternal;
+  let taken: PreparedExec = options.init ?? prepareExec(target, initStdio);
+  if (taken.kind === "direct" && (terminal || !rlimitsInherited(process.rlimits))) {
+    // what only the init process gives (a terminal; rlimits other than the engine's own)
+    await discardExec(taken);
+    taken = prepareExec(target, initStdio);
+  }
+  if (taken.kind === "direct") {
+    return await directSteps(target, process, options, step, marks, {
+      prepared: taken as PreparedExecDirect,
+      io,
+      stdio: initStdio,
+    });
+  }
+  const prepared = taken as PreparedExecInternal;
   const { child, sync, nsFds } = prepared;
   let syncOpen = true;
   const closeSync = () => {
@@ -199,17 +224,7 @@ async function steps(
     closeNs();
     await status;
   });
-  if (options.init) {
-    const s = prepared.stdio;
-    if (prepared.targetPid !== target.pid) {
-      throw new TypeError("The prepared exec's container differs from the target");
-    }
-    if (
-      s.stdin !== initStdio.stdin || s.stdout !== initStdio.stdout || s.stderr !== initStdio.stderr
-    ) {
-      throw new TypeError("The prepared exec's stdio differs from the exec's");
-    }
-  }
+  if (options.init) checkPreparedExec(prepared, target, initStdio);
   step(
     "abort",
     onAbort(options.signal, () => {
@@ -280,6 +295,112 @@ async function steps(
   return result;
 }
 
+/**
+ * Steps 1–4 for a direct exec (`_direct_start.ts`): this thread joins the container, spawns the
+ * command and returns; the command is this process's child.
+ */
+async function directSteps(
+  target: ExecTarget,
+  process: SpecProcess,
+  options: ExecInContainerOptions,
+  step: StepFn,
+  marks: Record<string, number>,
+  how: {
+    prepared: PreparedExecDirect;
+    io: IoOptions;
+    stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio };
+  },
+): Promise<ContainerResult> {
+  const { prepared } = how;
+  step("spawn", () => discardExec(prepared));
+  checkPreparedExec(prepared, target, how.stdio);
+  const layout = detectCgroupLayout();
+  const cgroupProcs = cgroupProcsFilesOf(prepared.targetPid);
+  if (!cgroupProcs || !processAlive(prepared.targetPid, prepared.targetStartTime)) {
+    throw notRunning(target);
+  }
+  // v1 hierarchies (cgroup2 has no `tasks`: a thread cannot join it alone)
+  const cgroupTasks = cgroupProcs.map((f) => f.replace(/cgroup\.procs$/, "tasks"))
+    .filter((f) => exists(f));
+  step("config");
+
+  const initMarks: Record<string, number> = {};
+  let started: DirectStarted;
+  try {
+    started = startDirectExec(
+      { process, pidfd: prepared.pidfd, cgroupTasks, stdio: how.stdio },
+      initMarks,
+    );
+  } catch (e) {
+    // a pid namespace whose init has exited refuses new members (fork: ENOMEM)
+    if (!processAlive(prepared.targetPid, prepared.targetStartTime)) throw notRunning(target, e);
+    throw e;
+  } finally {
+    returnThread(gettid(), layout);
+  }
+  const { child } = started;
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  step("start", async () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    await status;
+  });
+  for (const [k, v] of Object.entries(initMarks)) marks[`init.${k}`] = v;
+  step(
+    "abort",
+    onAbort(options.signal, () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }),
+  );
+  const output = startIo(child, how.io, how.stdio, inputBytes(options.input), false);
+  options.onStart?.(child.pid);
+
+  step("signals", forwardSignals(child, options.forwardSignals ?? true));
+  const st = await status;
+  mark(marks, "exited");
+  const [out, err] = await output;
+  const result: ContainerResult = {
+    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
+    oomKilled: false,
+  };
+  if (st.signal) result.signal = st.signal;
+  if (out) result.stdout = out;
+  if (err) result.stderr = err;
+  return result;
+}
+
+function checkPreparedExec(
+  prepared: PreparedExec & { stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio } },
+  target: ExecTarget,
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+): void {
+  const s = prepared.stdio;
+  if (prepared.targetPid !== target.pid) {
+    throw new TypeError("The prepared exec's container differs from the target");
+  }
+  if (s.stdin !== stdio.stdin || s.stdout !== stdio.stdout || s.stderr !== stdio.stderr) {
+    throw new TypeError("The prepared exec's stdio differs from the exec's");
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // Milliseconds per phase, from the engine's and the init's timestamps.
 const PHASES = [
   ["spawn", "begin", "spawn"],
@@ -291,6 +412,7 @@ const PHASES = [
   ["initJoin", "init.cgroup", "init.join"],
   ["initSetup", "init.join", "init.setup"],
   ["initPrivileges", "init.setup", "init.exec"],
+  ["directSpawn", "init.exec", "init.spawned"],
   ["execToStartSeen", "init.exec", "start"],
   ["run", "start", "exited"],
   ["cleanup", "exited", "cleaned"],

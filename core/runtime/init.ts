@@ -122,36 +122,18 @@ import {
   ioctlSetWinsize,
 } from "../../ffi/tty.ts";
 import { capabilityMask } from "./_capabilities.ts";
+import { RLIMITS } from "./_rlimits.ts";
 import type { ExecConfig, InitConfig, InitMessage, RunConfig } from "./_init_protocol.ts";
 import { parseMountOptions } from "./_mount_options.ts";
 import { normalizePath } from "./_path.ts";
 import type { RuntimeSpec, SpecMount, SpecProcess } from "./spec_types.ts";
 
 /** An init failure with the exit code docker would give it. */
-class InitError extends Error {
+export class InitError extends Error {
   constructor(message: string, readonly code = 125) {
     super(message);
   }
 }
-
-const RLIMITS: Record<string, number> = {
-  RLIMIT_CPU: 0,
-  RLIMIT_FSIZE: 1,
-  RLIMIT_DATA: 2,
-  RLIMIT_STACK: 3,
-  RLIMIT_CORE: 4,
-  RLIMIT_RSS: 5,
-  RLIMIT_NPROC: 6,
-  RLIMIT_NOFILE: 7,
-  RLIMIT_MEMLOCK: 8,
-  RLIMIT_AS: 9,
-  RLIMIT_LOCKS: 10,
-  RLIMIT_SIGPENDING: 11,
-  RLIMIT_MSGQUEUE: 12,
-  RLIMIT_NICE: 13,
-  RLIMIT_RTPRIO: 14,
-  RLIMIT_RTTIME: 15,
-};
 
 const DEVICES: [string, number, number][] = [
   ["null", 1, 3],
@@ -237,14 +219,52 @@ function keepParent(sync: number): void {
 
 function start(config: RunConfig, sync: number, marks: Record<string, number>): never {
   const spec: RuntimeSpec = JSON.parse(Deno.readTextFileSync(`${config.bundle}/config.json`));
+  const path = setUpContainer(config, spec, marks, { sync });
+  execProcess(spec.process, path, sync, config.timing ? marks : undefined);
+}
+
+/**
+ * How a thread of the engine sets a container up for the direct start (`_direct_worker.ts`):
+ * it joins the v1 cgroups alone (its thread id to `tasks`), and the container's procfs is
+ * mounted for a PID namespace that has no process yet (`pidns=`, Linux 6.15).
+ */
+export interface DirectSetup {
+  /** The calling thread's id. */
+  tid: number;
+  /** A descriptor of the container's PID namespace. */
+  pidns: number;
+  /** The v1 `tasks` files of the container's cgroup. */
+  cgroupTasks: readonly string[];
+}
+
+/**
+ * Sets the container up on the calling thread, in the namespaces it is in (new ones, from the
+ * engine's spawn or the direct start's unshare): cgroup, root filesystem, mounts, pivot, masked
+ * and read-only paths, terminal, hostname, loopback, rlimits (not for `direct`: they are the
+ * process's, and the engine checked they already are the spec's) and working directory. Returns
+ * the command's path, found in the container's PATH. Privileges are still the engine's.
+ */
+export function setUpContainer(
+  config: RunConfig,
+  spec: RuntimeSpec,
+  marks: Record<string, number>,
+  how: { sync: number; direct?: undefined } | { direct: DirectSetup; sync?: undefined },
+): string {
   const proc = spec.process;
+  const direct = how.direct;
   const namespaces = new Set(spec.linux?.namespaces?.map((n) => n.type));
   umask(0);
 
   // cgroup: join, then make it the root of a new cgroup namespace
-  for (const f of config.cgroupProcs) Deno.writeTextFileSync(f, "0", { create: false });
+  if (direct) {
+    for (const f of direct.cgroupTasks) {
+      Deno.writeTextFileSync(f, String(direct.tid), { create: false });
+    }
+  } else {
+    for (const f of config.cgroupProcs) Deno.writeTextFileSync(f, "0", { create: false });
+  }
   if (namespaces.has("cgroup")) unshare(CLONE_NEWCGROUP);
-  setsid();
+  if (!direct) setsid();
   marks.cgroup = now();
 
   // root filesystem
@@ -259,7 +279,7 @@ function start(config: RunConfig, sync: number, marks: Record<string, number>): 
   // the roots of the procfs and sysfs mounted for the container: what its masked and read-only
   // paths must be found in
   const kernelFs = new Map<string, number>();
-  for (const m of spec.mounts ?? []) mountOne(root, m, config, kernelFs);
+  for (const m of spec.mounts ?? []) mountOne(root, m, config, kernelFs, direct?.pidns);
   if (spec.mounts?.some((m) => isDev(m.destination) && m.type === "tmpfs")) makeDev(root);
   close(resolveIn(root, proc.cwd, "dir"));
   marks.mounts = now();
@@ -275,15 +295,18 @@ function start(config: RunConfig, sync: number, marks: Record<string, number>): 
   for (const p of spec.linux?.maskedPaths ?? []) maskPath(p, kernelFs);
   for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p, kernelFs);
   for (const fd of kernelFs.values()) close(fd);
-  if (proc.terminal) setupTerminal(sync, proc, true);
+  if (proc.terminal) {
+    if (how.sync === undefined) throw new InitError("a terminal needs berth's init process");
+    setupTerminal(how.sync, proc, true);
+  }
   if (spec.root.readonly) mount(null, "/", null, MS_BIND | MS_REMOUNT | MS_RDONLY);
   if (namespaces.has("uts") && spec.hostname) sethostname(spec.hostname);
   if (namespaces.has("network")) loopbackUp();
-  setRlimits(proc);
+  if (!direct) setRlimits(proc);
   Deno.chdir(proc.cwd);
   const path = lookPath(proc.args[0], proc.env ?? []);
   marks.setup = now();
-  execProcess(proc, path, sync, config.timing ? marks : undefined);
+  return path;
 }
 
 /**
@@ -325,6 +348,14 @@ function join(
 
   if (proc.terminal) setupTerminal(sync, proc, false);
   setRlimits(proc);
+  enterWorkdir(proc);
+  const path = lookPath(proc.args[0], proc.env ?? []);
+  marks.setup = now();
+  execProcess(proc, path, sync, config.timing ? marks : undefined);
+}
+
+/** chdir to `proc.cwd` in the container, or docker's 126 error. */
+export function enterWorkdir(proc: SpecProcess): void {
   try {
     chdir(proc.cwd);
   } catch (e) {
@@ -334,9 +365,6 @@ function join(
       126,
     );
   }
-  const path = lookPath(proc.args[0], proc.env ?? []);
-  marks.setup = now();
-  execProcess(proc, path, sync, config.timing ? marks : undefined);
 }
 
 /**
@@ -457,6 +485,7 @@ function mountOne(
   m: SpecMount,
   config: RunConfig,
   kernelFs: Map<string, number>,
+  pidns?: number,
 ): void {
   const { flags, propagation, data } = parseMountOptions(m.options);
   const bind = m.type === "bind" || (flags & MS_BIND) !== 0;
@@ -471,7 +500,13 @@ function mountOne(
     const at = resolveIn(root, m.destination, kind, strict);
     try {
       if (bind) mount(m.source ?? "", fdPath(at), null, MS_BIND | (flags & MS_REC));
-      else mount(m.source ?? m.type ?? "none", fdPath(at), m.type ?? null, flags, data || null);
+      else {
+        // a procfs for a PID namespace the calling thread is not in (the direct start)
+        const d = m.type === "proc" && pidns !== undefined
+          ? [data, `pidns=${fdPath(pidns)}`].filter(Boolean).join(",")
+          : data;
+        mount(m.source ?? m.type ?? "none", fdPath(at), m.type ?? null, flags, d || null);
+      }
     } finally {
       close(at);
     }
@@ -667,7 +702,7 @@ function isExecutable(path: string): boolean {
 }
 
 /** Go's exec.LookPath, as runc uses it: the container's PATH, regular files with an x bit. */
-function lookPath(name: string, env: readonly string[]): string {
+export function lookPath(name: string, env: readonly string[]): string {
   if (name === undefined || name === "") throw new InitError(`exec: "": empty command`, 127);
   if (name.includes("/")) {
     let st;
@@ -692,7 +727,8 @@ function lookPath(name: string, env: readonly string[]): string {
   throw new InitError(`exec: "${name}": executable file not found in $PATH`, 127);
 }
 
-function execError(name: string, e: unknown): Error {
+/** The error docker reports when `execve` of `name` fails with `e`. */
+export function execError(name: string, e: unknown): Error {
   if (!(e instanceof SyscallError)) return e as Error;
   const text: Record<string, [string, number]> = {
     ENOENT: ["no such file or directory", 127],
@@ -706,7 +742,13 @@ function execError(name: string, e: unknown): Error {
 
 const ID_MAX = 2 ** 31 - 1;
 
-function dropPrivileges(proc: SpecProcess): void {
+/**
+ * Drops the calling thread to `proc`'s user, groups, capabilities and no_new_privs. `keep`
+ * (capability bits) stays effective and permitted for the thread itself: what a direct start's
+ * thread needs after the spawn (the child's capabilities come from the bounding set and the
+ * inheritable one at its execve, never from these).
+ */
+export function dropPrivileges(proc: SpecProcess, keep = 0n): void {
   const caps = proc.capabilities ?? {};
   const user = proc.user;
   // -1 would leave an id as it is (root)
@@ -733,8 +775,8 @@ function dropPrivileges(proc: SpecProcess): void {
   setresuid(user.uid, user.uid, user.uid);
   prctl(PR_SET_KEEPCAPS, 0);
   capset({
-    effective: capabilityMask(caps.effective),
-    permitted: capabilityMask(caps.permitted),
+    effective: capabilityMask(caps.effective) | keep,
+    permitted: capabilityMask(caps.permitted) | keep,
     inheritable: capabilityMask(caps.inheritable),
   });
   if (proc.noNewPrivileges) prctl(PR_SET_NO_NEW_PRIVS, 1);

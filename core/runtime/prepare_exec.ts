@@ -19,12 +19,15 @@ import { close, fcntl, openat } from "../../ffi/fs.ts";
 import { setns } from "../../ffi/namespaces.ts";
 import { socketpair } from "../../ffi/socket.ts";
 import {
+  claimDirect,
   initCommand,
   type PreparedInit,
   type PreparedInitInternal,
+  type PrepareInitOptions,
   restore,
   type Stdio,
 } from "./_prepare_init.ts";
+import { pidfdOpen } from "../../ffi/process.ts";
 import { processAlive, processStartTime } from "./process_info.ts";
 import { ContainerStartError } from "./start_error.ts";
 
@@ -53,8 +56,17 @@ export interface PreparedExec extends PreparedInit {
   readonly targetStartTime: string;
 }
 
+/** What exec.ts needs of a prepared direct exec (see `_direct.ts`). */
+export interface PreparedExecDirect extends PreparedExec {
+  readonly kind: "direct";
+  /** A pidfd of the target (its namespaces are joined through it). */
+  pidfd: number;
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio };
+}
+
 /** What exec.ts needs of a prepared exec. */
 export interface PreparedExecInternal extends PreparedExec, PreparedInitInternal {
+  readonly kind: "process";
   /** The container's namespaces the init joins, in the order of {@linkcode INIT_NS}. */
   nsFds: number[];
 }
@@ -85,7 +97,9 @@ export function notRunning(target: ExecTarget, cause?: unknown): ContainerStartE
  * before the process is known: its Deno start then overlaps the caller's own work (reading the
  * spec, resolving the user). All on this thread, with no await between the setns calls and the
  * spawn. ContainerStartError (125) `container NAME is not running` when the target's pid is gone,
- * a zombie, or another process's.
+ * a zombie, or another process's. With `direct` where it can be used (see `_direct.ts`; only
+ * for a process that runs this one exec and executes nothing afterwards), no init: a pidfd of
+ * the target is kept, and `execInContainer` starts the process from this thread.
  *
  * @example
  * ```ts ignore
@@ -102,11 +116,34 @@ export function notRunning(target: ExecTarget, cause?: unknown): ContainerStartE
 export function prepareExec(
   target: ExecTarget,
   stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+  options: Pick<PrepareInitOptions, "direct" | "terminal" | "cgroupLayout"> = {},
 ): PreparedExec {
   const pid = target.pid;
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new TypeError(`Invalid pid: ${pid}`);
   const startTime = target.startTime ?? processStartTime(pid);
   if (startTime === undefined || !processAlive(pid, startTime)) throw notRunning(target);
+  if (claimDirect(options.direct, options.cgroupLayout, options.terminal ?? false)) {
+    let pidfd: number;
+    try {
+      pidfd = pidfdOpen(pid);
+    } catch (e) {
+      throw notRunning(target, e);
+    }
+    // the pidfd is the recorded process's, not a successor's with its pid
+    if (!processAlive(pid, startTime)) {
+      close(pidfd);
+      throw notRunning(target);
+    }
+    const prepared: PreparedExecDirect = {
+      kind: "direct",
+      pid: 0,
+      targetPid: pid,
+      targetStartTime: startTime,
+      pidfd,
+      stdio,
+    };
+    return prepared;
+  }
   const ns = new Map<string, number>();
   const closeNs = (names: readonly string[]) => {
     for (const n of names) {
@@ -165,6 +202,7 @@ export function prepareExec(
     closeNs(ENGINE_NS.map(([, t]) => t));
   }
   const prepared: PreparedExecInternal = {
+    kind: "process",
     pid: child.pid,
     targetPid: pid,
     targetStartTime: startTime,
@@ -180,6 +218,12 @@ export function prepareExec(
 
 /** Kills and reaps a prepared exec init that will not be used; closes what it holds. */
 export async function discardExec(init: PreparedExec): Promise<void> {
+  if (init.kind === "direct") {
+    const d = init as PreparedExecDirect;
+    if (d.pidfd >= 0) close(d.pidfd);
+    d.pidfd = -1;
+    return;
+  }
   const p = init as PreparedExecInternal;
   try {
     p.child.kill("SIGKILL");

@@ -17,17 +17,31 @@
  * Mounts live only in the container's mount namespace, which the kernel tears down with its last
  * process: no mount is ever made in the engine's namespace.
  *
+ * The direct start (a {@linkcode prepareInit} with `direct`, where `_direct.ts` allows it: the
+ * CLI's `run`) has no init process: in step 5 the engine's own thread sets the container up and
+ * spawns the command (`_direct_start.ts`), joining the v1 cgroups by thread id (the cgroup's
+ * pids limit is one higher until the thread has left), then returns to its own namespaces and
+ * credentials; steps 1–4 and 6 are as above.
+ *
  * @module
  */
 import { MSG_NOSIGNAL, SIGNALS } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
 import { sendmsg } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
-import { Cgroup, type CgroupLayout, cgroupMountsFor, detectCgroupLayout } from "./cgroups.ts";
+import {
+  Cgroup,
+  type CgroupLayout,
+  cgroupMountsFor,
+  detectCgroupLayout,
+  returnThread,
+} from "./cgroups.ts";
+import { gettid } from "../../ffi/process.ts";
 import {
   discardInit,
   initCommand,
   namespaceFlags,
+  type PreparedDirectInternal,
   type PreparedInit,
   type PreparedInitInternal,
   prepareInit,
@@ -41,6 +55,7 @@ import {
   awaitExec,
   forwardSignals,
   inputBytes,
+  type IoOptions,
   onAbort,
   type Output,
   spawnMode,
@@ -48,6 +63,8 @@ import {
 } from "./_attach.ts";
 import { processAlive, processStartTime } from "./process_info.ts";
 import { breakdown, mark, runSteps, type StepFn } from "./_steps.ts";
+import { type DirectRequest, rlimitsInherited } from "./_direct.ts";
+import { type DirectStarted, startDirect } from "./_direct_start.ts";
 
 export type { RootfsSource };
 export { discardInit, initCommand, prepareInit, processAlive, processStartTime };
@@ -166,8 +183,28 @@ async function steps(
     stderr: spawnMode(io.stderr),
   };
 
+  const layout = options.cgroupLayout ?? detectCgroupLayout();
+
   // 1. spawn (or take the prepared init)
-  const prepared = options.init ?? prepareInit(spec.linux?.namespaces ?? [], initStdio);
+  const namespaces = spec.linux?.namespaces ?? [];
+  let prepared = options.init ?? prepareInit(namespaces, initStdio, {
+    terminal,
+    cgroupLayout: layout,
+  });
+  if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
+  if (prepared.kind === "direct" && (terminal || !rlimitsInherited(spec.process.rlimits))) {
+    // the spec needs what only the init process gives (known only now)
+    prepared = prepareInit(namespaces, initStdio);
+  }
+  if (prepared.kind === "direct") {
+    return await directSteps(spec, options, step, marks, {
+      prepared: prepared as PreparedDirectInternal,
+      bundle,
+      layout,
+      io,
+      stdio: initStdio,
+    });
+  }
   const { child, sync, startTime } = prepared as PreparedInitInternal;
   let syncOpen = true;
   const closeSync = () => {
@@ -188,7 +225,6 @@ async function steps(
     closeSync();
     await status;
   });
-  if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
   const stopAbort = onAbort(options.signal, () => {
     try {
       child.kill("SIGKILL");
@@ -208,7 +244,6 @@ async function steps(
   });
 
   // 3. cgroup
-  const layout = options.cgroupLayout ?? detectCgroupLayout();
   const cgroup = spec.linux?.cgroupsPath
     ? Cgroup.create(spec.linux.cgroupsPath, spec.linux.resources, { layout })
     : undefined;
@@ -308,8 +343,115 @@ function exists(path: string): boolean {
   }
 }
 
+/**
+ * Steps 1–6 for a direct start (`_direct_start.ts`): this thread sets the container up and
+ * spawns the command, then returns to the engine's namespaces and credentials; the engine moves
+ * it out of the container's cgroup, and waits for the command as for an init.
+ */
+async function directSteps(
+  spec: RuntimeSpec,
+  options: RunContainerOptions,
+  step: StepFn,
+  marks: Record<string, number>,
+  how: {
+    prepared: PreparedDirectInternal;
+    bundle: string;
+    layout: CgroupLayout;
+    io: IoOptions;
+    stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio };
+  },
+): Promise<ContainerResult> {
+  // 1. spawn: later, in 5
+  step("spawn");
+
+  // 2. bundle
+  const created = prepareBundle(spec, how.bundle);
+  step("bundle", () => {
+    if (options.removeBundle) {
+      for (const p of created.reverse()) Deno.removeSync(p, { recursive: true });
+    }
+  });
+
+  // 3. cgroup (the starting thread joins it too: one more pid until it leaves)
+  const pidsLimit = spec.linux?.resources?.pids?.limit;
+  const limitPids = pidsLimit !== undefined && pidsLimit > 0;
+  const cgroup = spec.linux?.cgroupsPath
+    ? Cgroup.create(spec.linux.cgroupsPath, spec.linux.resources, { layout: how.layout })
+    : undefined;
+  step("cgroup", () => cgroup?.remove());
+  if (cgroup && limitPids) cgroup.setPidsMax(pidsLimit + 1);
+
+  // 4. config
+  const layout = how.layout.version === "v2" ? how.layout : { ...how.layout, unified: undefined };
+  const request: DirectRequest = {
+    config: {
+      bundle: how.bundle,
+      rootfs: options.rootfs,
+      cgroupProcs: [],
+      cgroupMounts: cgroupMountsFor(layout),
+      timing: options.timing ?? false,
+    },
+    spec,
+    flags: how.prepared.flags,
+    stdio: how.stdio,
+    cgroupTasks: cgroup?.tasksFiles ?? [],
+    timing: options.timing ?? false,
+  };
+  step("config");
+
+  // 5. start
+  const initMarks: Record<string, number> = {};
+  let started: DirectStarted;
+  try {
+    started = startDirect(request, initMarks);
+  } finally {
+    // the thread leaves the cgroup; the command has the whole pids limit from here on
+    if (cgroup && limitPids) cgroup.setPidsMax(pidsLimit);
+    if (cgroup) returnThread(gettid(), how.layout);
+  }
+  const { child } = started;
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  step("start", async () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }
+    await status;
+  });
+  if (options.timing) Object.assign(marks, prefix(initMarks, "init."));
+  const startTime = processStartTime(child.pid) ?? "";
+  const stopAbort = onAbort(options.signal, () => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  });
+  step("abort", stopAbort);
+  const input = inputBytes(options.input);
+  const output = startIo(child, how.io, how.stdio, input, false);
+  options.onStart?.(child.pid, { pid: child.pid, startTime });
+
+  // 6. wait
+  step("signals", forwardSignals(child, options.forwardSignals ?? true));
+  const st = await status;
+  mark(marks, "exited");
+  const [out, err] = await output;
+  const result: ContainerResult = {
+    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
+    oomKilled: (cgroup?.oomKills() ?? 0) > 0,
+  };
+  if (st.signal) result.signal = st.signal;
+  if (out) result.stdout = out;
+  if (err) result.stderr = err;
+  return result;
+}
+
 function checkPrepared(
-  init: PreparedInitInternal,
+  init: PreparedInitInternal | PreparedDirectInternal,
   spec: RuntimeSpec,
   stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
 ): void {
@@ -337,6 +479,7 @@ const PHASES = [
   ["initPivot", "init.mounts", "init.pivot"],
   ["initSetup", "init.pivot", "init.setup"],
   ["initPrivileges", "init.setup", "init.exec"],
+  ["directSpawn", "init.exec", "init.spawned"],
   ["execToStartSeen", "init.exec", "start"],
   ["run", "start", "exited"],
   ["cleanup", "exited", "cleaned"],
