@@ -480,7 +480,10 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
             );
             const t = parseTiming(r.stderr, r.ms);
             const into = tool === "berth" ? phases : initPhases;
-            if (timed) { for (const [k, v] of Object.entries(t)) (into[k] ??= []).push(v); }
+            if (timed) {
+              // a phase the other start has not is null
+              for (const [k, v] of Object.entries(t)) if (v !== null) (into[k] ??= []).push(v);
+            }
             return r;
           }
           case "podman": {

@@ -82,9 +82,9 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
     // this thread's own root, cwd and umask first (a shared umask would change every thread's)
     unshare(CLONE_FS);
     const oldUmask = umask(0o022);
-    unshare(req.flags);
     try {
       // from here until restore: no await, nothing that starts a thread
+      unshare(req.flags);
       const pidns = pidfdNamespace(self, PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE);
       let path: string;
       try {
@@ -102,9 +102,9 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
         child = spawn(path, proc, req.stdio, creds.ignored);
       } finally {
         restoreCredentials(creds);
-        umask(oldUmask);
       }
     } finally {
+      umask(oldUmask);
       restore(saved, cwd);
     }
     marks.spawned = now();
