@@ -2,22 +2,36 @@
  * When the direct start (`_direct_start.ts`: the engine's thread spawns the container's command,
  * no init process) is used, and what it is given.
  *
- * It is used for a process that asks for it (one that starts a single container and executes
- * nothing else: the CLI's foreground `run`) when everything the container needs can be given
- * from a thread:
+ * It is used for a process that asks for it (one that starts a single container, or execs one
+ * process, and executes nothing else: the CLI's foreground `run` and its `exec`) when everything
+ * the container needs can be given from a thread:
  *
  * - Linux ≥ 6.15 (procfs `pidns=`; pidfds of threads and their namespaces are older);
  * - cgroup v1 controllers with a v1 devices hierarchy (v1 or hybrid): a thread joins a v1 cgroup
  *   alone, while cgroup2 moves whole processes (the hybrid layout's cgroup2, which has no
  *   controllers, is then neither joined nor mounted in the container);
- * - the engine runs as root (uid 0), and there is no terminal (`-t` needs the init's setup);
- * - the process's rlimits already are the spec's (they are per process).
+ * - the engine runs as root (uid 0) with no inheritable or ambient capabilities, and there is no
+ *   terminal (`-t` needs the init's set-up);
+ * - the process's rlimits already are the spec's (they are per process);
+ * - `run`: no memory limit; `exec`: the container has no memory or pids limit (the thread counts
+ *   against them while it is in the container's cgroups: see the functions below).
  *
  * Otherwise, or with `BERTH_START=init` in the environment, containers start through the init
- * process (DESIGN §3). Differences a user can see: the command's argv[0] is its resolved path
- * (`/bin/sleep`, not `sleep`: Deno spawns with no argv0 of its own), and a container started this
- * way outlives an engine killed by SIGKILL (no parent-death signal can be set on the child), as a
- * docker or podman container outlives its CLI.
+ * process (DESIGN §3). Differences a user can see:
+ *
+ * - the command's argv[0] is its resolved path (`/bin/sleep`, not `sleep`: Deno spawns with no
+ *   argv0 of its own), and a relative command path is made absolute lexically (`..` by name);
+ * - the command (and an `exec`'d process) outlives an engine that exits without its clean-up
+ *   (SIGKILL, a crash): no parent-death signal can be set on the child. So does a docker or
+ *   podman container outlive its CLI: `ps` shows it running, `rm -f` removes it;
+ * - the working directory is entered again by the command as its own user (runc's order): a
+ *   directory only root's capabilities could enter fails (126) where the init, as root, enters;
+ * - on a hybrid host the command stays in the engine's cgroup2 cgroup (no controllers there);
+ * - while its credentials are the container's (microseconds), a host process of the container's
+ *   uid could signal the engine.
+ *
+ * Supplementary groups rely on Deno's detached spawn ignoring a failed setgroups(0) in the child
+ * (`_direct_start.ts`); tests check them.
  *
  * @module
  */
@@ -73,6 +87,49 @@ export function directStartRefusal(layout: CgroupLayout, terminal: boolean): str
   if (terminal) return "terminal";
   const status = Deno.readTextFileSync("/proc/self/status");
   if (!/^Uid:\s+0\s+0\s+0\s/m.test(status)) return "not root";
+  // a thread with a smaller bounding set may not take these back
+  if (/^Cap(Inh|Amb):\s*0*[1-9a-f]/m.test(status)) return "inheritable capabilities";
+  return undefined;
+}
+
+/**
+ * Why `spec` cannot start directly (undefined: it can): a terminal; rlimits other than the
+ * process's; a memory limit (while the thread is in the container's memory cgroup, the engine's
+ * page faults are charged to it, and an OOM kill there would pick the engine).
+ */
+export function directSpecRefusal(spec: RuntimeSpec): string | undefined {
+  if (spec.process.terminal) return "terminal";
+  if (!rlimitsInherited(spec.process.rlimits)) return "rlimits";
+  if (spec.linux?.resources?.memory?.limit !== undefined) return "memory limit";
+  return undefined;
+}
+
+/**
+ * Why `process` cannot be exec'd directly into a container in the cgroups `cgroupProcs` (its
+ * `cgroup.procs` files): a terminal; rlimits other than the process's; a memory or pids limit
+ * (the thread would count against them while it is inside: an OOM kill would pick the engine,
+ * and the exec would fail one process early).
+ */
+export function directExecRefusal(
+  process: SpecProcess,
+  cgroupProcs: readonly string[],
+): string | undefined {
+  if (process.terminal) return "terminal";
+  if (!rlimitsInherited(process.rlimits)) return "rlimits";
+  for (const f of cgroupProcs) {
+    const dir = f.replace(/\/cgroup\.procs$/, "");
+    const read = (name: string) => {
+      try {
+        return Deno.readTextFileSync(`${dir}/${name}`).trim();
+      } catch {
+        return undefined;
+      }
+    };
+    const memory = read("memory.limit_in_bytes");
+    if (memory !== undefined && BigInt(memory) < 1n << 62n) return "memory limit";
+    const pids = read("pids.max");
+    if (pids !== undefined && pids !== "max") return "pids limit";
+  }
   return undefined;
 }
 

@@ -5,33 +5,41 @@
  * no_new_privs and v1 cgroup membership per thread, and a spawned child takes the spawning
  * thread's. So, synchronously, with no await (no thread may be started while this thread's PID
  * namespace for children is the container's): save what the thread has; unshare the container's
- * namespaces; set the container up as the init does (`setUpContainer`, joining the v1 cgroups by
- * thread id and mounting the container's procfs for its still empty PID namespace with `pidns=`);
- * take the container's user, groups, inheritable capabilities, capability bounding set and
- * no_new_privs; spawn the command (PID 1 of the new namespace, its own session); then return to
- * the saved namespaces, cwd, umask and credentials.
+ * namespaces (or join a running container's, for `exec`); set the container up as the init does
+ * (`setUpContainer`, joining the v1 cgroups by thread id and mounting the container's procfs for
+ * its still empty PID namespace with `pidns=`); take the container process's user, groups,
+ * capabilities (the engine's stay permitted, not effective, to come back to), capability bounding
+ * set and no_new_privs; spawn the command (PID 1 of the new namespace, its own session); then
+ * return to the saved credentials, umask, namespaces, root and cwd. If the thread cannot return,
+ * the command is killed and the process exits (125): nothing it does could be trusted.
  *
  * Two changes cannot be undone and stay with the thread: the smaller capability bounding set and
  * no_new_privs. They matter only to programs this thread (or a thread it starts) executes later,
  * so only a process that starts one container and executes nothing afterwards may start one
- * this way: the CLI's `run` (see `_direct.ts` for when it is used). The engine moves the thread
- * back out of the container's cgroup once the command runs.
+ * this way: the CLI's `run` and `exec` (see `_direct.ts` for when it is used). The engine moves
+ * the thread back out of the container's cgroups once the command runs.
  *
  * @module
  */
 import {
+  AT_EMPTY_PATH,
   AT_FDCWD,
   CLONE_FS,
   CLOSE_RANGE_CLOEXEC,
   O_CLOEXEC,
+  O_DIRECTORY,
+  O_NONBLOCK,
+  O_PATH,
   O_RDONLY,
   PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE,
   PIDFD_THREAD,
+  S_IFMT,
+  S_IFREG,
   SIG_DFL,
   SIG_IGN,
 } from "../../ffi/constants.ts";
 import { capget, capset, setgroups, setresgid, setresuid } from "../../ffi/credentials.ts";
-import { close, closeRange, openat } from "../../ffi/fs.ts";
+import { chroot, close, closeRange, fchdir, openat, read, statx } from "../../ffi/fs.ts";
 import { pidfdNamespace, setns, unshare } from "../../ffi/namespaces.ts";
 import { gettid, pidfdOpen, sigaction, umask } from "../../ffi/process.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
@@ -45,11 +53,8 @@ import {
 } from "./init.ts";
 import type { DirectExecRequest, DirectRequest } from "./_direct.ts";
 import type { SpecProcess } from "./spec_types.ts";
-import { restore } from "./_prepare_init.ts";
 import { ContainerStartError } from "./start_error.ts";
-
-// what the thread is in, to return to: the container's namespaces are new ones of these kinds
-const NAMESPACES = ["mnt", "uts", "ipc", "net", "cgroup", "pid_for_children"];
+import type { Stdio } from "./_prepare_init.ts";
 
 /** The started command. */
 export interface DirectStarted {
@@ -59,31 +64,25 @@ export interface DirectStarted {
   tid: number;
 }
 
+const now = () => performance.timeOrigin + performance.now();
+
 /**
  * Starts the container's command from the calling thread (see the module doc). Throws
  * ContainerStartError (125, or 126/127 when the command cannot be run); the thread is back in
- * its namespaces, cwd and credentials either way (else the process exits 125).
+ * its credentials, namespaces, root, cwd and umask either way.
  */
 export function startDirect(req: DirectRequest, marks: Record<string, number>): DirectStarted {
-  const now = () => performance.timeOrigin + performance.now();
   const proc = req.spec.process;
   const tid = gettid();
-  const creds = ownCredentials();
-  const saved: number[] = [];
-  const cwd = Deno.cwd();
   let self = -1;
-  let child: Deno.ChildProcess;
+  let thread: SavedThread | undefined;
+  let child: Deno.ChildProcess | undefined;
   try {
-    for (const ns of NAMESPACES) {
-      saved.push(openat(AT_FDCWD, `/proc/thread-self/ns/${ns}`, O_RDONLY | O_CLOEXEC));
-    }
+    thread = SavedThread.save(["mnt", "uts", "ipc", "net", "cgroup", "pid_for_children"]);
     self = pidfdOpen(tid, PIDFD_THREAD);
     marks.start = marks.ffi = marks.config = now();
-    // this thread's own root, cwd and umask first (a shared umask would change every thread's)
-    unshare(CLONE_FS);
-    const oldUmask = umask(0o022);
     try {
-      // from here until restore: no await, nothing that starts a thread
+      // from here until back(): no await, nothing that starts a thread
       unshare(req.flags);
       const pidns = pidfdNamespace(self, PIDFD_GET_PID_FOR_CHILDREN_NAMESPACE);
       let path: string;
@@ -94,29 +93,18 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
       } finally {
         close(pidns);
       }
-      closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
-      try {
-        takePrivileges(proc, creds);
-        umask(proc.user.umask ?? 0o022);
-        marks.exec = now();
-        child = spawn(path, proc, req.stdio, creds.ignored);
-      } finally {
-        restoreCredentials(creds);
-      }
+      child = spawnAs(proc, path, req.stdio, thread, marks);
     } finally {
-      umask(oldUmask);
-      restore(saved, cwd);
+      thread.back(child);
     }
     marks.spawned = now();
+    return { child, tid };
   } catch (e) {
-    if (e instanceof InitError) throw new ContainerStartError(e.message, e.code);
-    const message = e instanceof Error ? e.message : String(e);
-    throw new ContainerStartError(message, 125, { cause: e });
+    throw startError(e);
   } finally {
     if (self >= 0) close(self);
-    for (const fd of saved) close(fd);
+    thread?.close();
   }
-  return { child, tid };
 }
 
 // PIDFD_GET_<kind>_NAMESPACE (Linux 6.11): the target's namespaces through its pidfd, so that a
@@ -134,93 +122,98 @@ const JOIN: [kind: string, request: number][] = [
 /**
  * `exec` from the calling thread: joins the target's v1 cgroups (by thread id) and namespaces,
  * changes to the process's cwd, takes its user, groups, capabilities and no_new_privs, spawns
- * its command, and returns to its own namespaces, cwd and credentials (see the module doc).
- * Throws ContainerStartError (125; 126 for a missing cwd or a command that cannot be invoked,
- * 127 when not found).
+ * its command, and returns (see the module doc). A `"null"` stream is a pipe closed at once
+ * (stdin) or read and dropped: the container's own /dev/null is not opened. Throws
+ * ContainerStartError (125; 126 for a missing cwd or a command that cannot be invoked, 127 when
+ * not found).
  */
 export function startDirectExec(
   req: DirectExecRequest,
   marks: Record<string, number>,
 ): DirectStarted {
-  const now = () => performance.timeOrigin + performance.now();
   const proc = req.process;
   const tid = gettid();
-  const creds = ownCredentials();
-  const saved: number[] = [];
   const target: number[] = [];
-  const cwd = Deno.cwd();
-  let child: Deno.ChildProcess;
+  let thread: SavedThread | undefined;
+  let child: Deno.ChildProcess | undefined;
+  const piped = (s: Stdio) => s === "null" ? "piped" as const : s;
+  const stdio = {
+    stdin: piped(req.stdio.stdin),
+    stdout: piped(req.stdio.stdout),
+    stderr: piped(req.stdio.stderr),
+  };
   try {
-    for (const [kind] of JOIN) {
-      saved.push(openat(AT_FDCWD, `/proc/thread-self/ns/${kind}`, O_RDONLY | O_CLOEXEC));
-    }
+    thread = SavedThread.save(JOIN.map(([kind]) => kind));
     for (const [, request] of JOIN) target.push(pidfdNamespace(req.pidfd, request));
     marks.start = marks.ffi = marks.config = now();
-    // this thread's own root, cwd and umask first (a shared umask would change every thread's;
-    // a thread sharing its fs_struct may not change mount namespace)
-    unshare(CLONE_FS);
-    const oldUmask = umask(0o022);
     try {
-      // from the first setns until restore: no await, nothing that starts a thread
+      // from the first write until back(): no await, nothing that starts a thread
       for (const f of req.cgroupTasks) Deno.writeTextFileSync(f, String(tid), { create: false });
       marks.cgroup = now();
       for (const fd of target) setns(fd, 0);
+      umask(0);
       marks.join = now();
       enterWorkdir(proc);
       const path = lookPath(proc.args[0], proc.env ?? []);
-      marks.setup = now();
-      closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
-      try {
-        takePrivileges(proc, creds);
-        umask(proc.user.umask ?? 0o022);
-        marks.exec = now();
-        child = spawn(path, proc, req.stdio, creds.ignored);
-      } finally {
-        restoreCredentials(creds);
-      }
+      child = spawnAs(proc, path, stdio, thread, marks);
     } finally {
-      umask(oldUmask);
-      restore(saved, cwd);
+      thread.back(child);
     }
     marks.spawned = now();
   } catch (e) {
-    if (e instanceof InitError) throw new ContainerStartError(e.message, e.code);
-    const message = e instanceof Error ? e.message : String(e);
-    throw new ContainerStartError(message, 125, { cause: e });
+    throw startError(e);
   } finally {
-    for (const fd of [...saved, ...target]) close(fd);
+    for (const fd of target) close(fd);
+    thread?.close();
   }
+  if (req.stdio.stdin === "null") child.stdin.close().catch(() => {});
+  if (req.stdio.stdout === "null") child.stdout.pipeTo(new WritableStream()).catch(() => {});
+  if (req.stdio.stderr === "null") child.stderr.pipeTo(new WritableStream()).catch(() => {});
   return { child, tid };
 }
 
-const CAP_SETGID = 1n << 6n;
-
-/**
- * The container process's user, groups, capability bounding and inheritable sets and
- * no_new_privs, on this thread; its effective and permitted capabilities stay the engine's
- * (what the child has after its execve comes from the bounding and inheritable sets, never
- * from these), but for CAP_SETGID: Deno's detached spawn calls setgroups(0, NULL) in the child
- * before the execve and ignores its failure, so without CAP_SETGID the container's
- * supplementary groups stay.
- */
-function takePrivileges(proc: SpecProcess, creds: Credentials): void {
-  dropPrivileges(proc, creds.caps.permitted);
-  const now = capget();
-  capset({ ...now, effective: now.effective & ~CAP_SETGID });
+function startError(e: unknown): ContainerStartError {
+  if (e instanceof ContainerStartError) return e;
+  if (e instanceof InitError) return new ContainerStartError(e.message, e.code);
+  const message = e instanceof Error ? e.message : String(e);
+  return new ContainerStartError(message, 125, { cause: e });
 }
 
+const CAP_SETGID = 1n << 6n;
+const ELF = [0x7f, 0x45, 0x4c, 0x46];
+
 /**
- * Spawns the command in its own session. A child keeps the signals its parent ignores (the
- * spawn resets SIGPIPE only), while the init gives the command every signal at its default:
- * the process's ignored signals are set to default around the spawn and ignored again after.
+ * In the container (after setUpContainer or the joins): refuses what execve(2) would refuse as
+ * ENOEXEC, then takes the process's privileges and spawns it, in its own session, with every
+ * signal at its default action, as the init's execve does.
+ *
+ * - Privileges: `dropPrivileges` with the engine's capabilities kept permitted (not effective),
+ *   so that the thread can come back; CAP_SETGID also leaves the effective set: Deno's detached
+ *   spawn calls setgroups(0, NULL) in the child and ignores its failure, so the container's
+ *   supplementary groups stay.
+ * - Format: glibc's execvp, which Deno's spawn uses, runs a file without `#!` or an ELF header
+ *   with /bin/sh; the kernel (and so the init) refuses it: refused here too (126).
+ * - Signals: a child keeps the signals its parent ignores (the spawn resets SIGPIPE only): the
+ *   process's other ignored signals are set to default around the spawn, and ignored again after
+ *   if nothing changed them meanwhile. SIGCHLD is left alone (its children are its own).
  */
-function spawn(
-  path: string,
+function spawnAs(
   proc: SpecProcess,
-  stdio: DirectRequest["stdio"],
-  ignored: readonly number[],
+  path: string,
+  stdio: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
+  thread: SavedThread,
+  marks: Record<string, number>,
 ): Deno.ChildProcess {
-  for (const sig of ignored) sigaction(sig, SIG_DFL);
+  refuseUnknownFormat(proc.args[0], path);
+  marks.setup = now();
+  closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
+  dropPrivileges(proc, thread.caps.permitted);
+  const caps = capget();
+  capset({ ...caps, effective: caps.effective & ~CAP_SETGID });
+  umask(proc.user.umask ?? 0o022);
+  const reset = thread.ignored.filter((sig) => sig !== SIGPIPE && sig !== SIGCHLD);
+  for (const sig of reset) sigaction(sig, SIG_DFL);
+  marks.exec = now();
   try {
     return new Deno.Command(path, {
       args: proc.args.slice(1),
@@ -232,44 +225,121 @@ function spawn(
       detached: true, // its own session, as under the init (setsid)
     }).spawn();
   } catch (e) {
-    throw execError(proc.args[0], spawnErrno(e));
+    const m = /os error (\d+)/.exec(e instanceof Error ? e.message : String(e));
+    throw execError(proc.args[0], m ? new SyscallError("execve", Number(m[1])) : e);
   } finally {
-    for (const sig of ignored) sigaction(sig, SIG_IGN);
+    for (const sig of reset) if (sigaction(sig) === BigInt(SIG_DFL)) sigaction(sig, SIG_IGN);
   }
 }
 
-// what the thread had (and the process's ignored signals), read before it leaves its namespaces
-interface Credentials {
-  uid: number[];
-  gid: number[];
-  groups: number[];
-  caps: ReturnType<typeof capget>;
-  ignored: number[];
-}
+const SIGPIPE = 13;
+const SIGCHLD = 17;
 
-function ownCredentials(): Credentials {
-  const status = Deno.readTextFileSync("/proc/thread-self/status");
-  const ids = (key: string) =>
-    (new RegExp(`^${key}:[ \\t]*(.*)$`, "m").exec(status)?.[1] ?? "").trim().split(/\s+/)
-      .filter(Boolean).map(Number);
-  const mask = BigInt("0x" + (/^SigIgn:[ \t]*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"));
-  const ignored: number[] = [];
-  for (let sig = 1; sig <= 64; sig++) if (mask & (1n << BigInt(sig - 1))) ignored.push(sig);
-  return { uid: ids("Uid"), gid: ids("Gid"), groups: ids("Groups"), caps: capget(), ignored };
-}
-
-function restoreCredentials(c: Credentials): void {
+function refuseUnknownFormat(name: string, path: string): void {
+  let fd: number;
   try {
-    // the engine's capabilities first (still permitted: kept across the change of user)
-    capset(c.caps);
-    setresuid(c.uid[0], c.uid[1], c.uid[2]);
-    setresgid(c.gid[0], c.gid[1], c.gid[2]);
-    setgroups(c.groups);
-    capset(c.caps);
+    // O_NONBLOCK: a FIFO must not hold this thread (execve refuses anything not regular)
+    fd = openat(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  } catch {
+    return; // the spawn reports why it cannot be run
+  }
+  try {
+    if ((statx(fd, "", AT_EMPTY_PATH).mode & S_IFMT) !== S_IFREG) return;
+    const head = new Uint8Array(4);
+    const n = read(fd, head);
+    const script = n >= 2 && head[0] === 0x23 && head[1] === 0x21; // "#!"
+    const elf = n === 4 && ELF.every((b, i) => head[i] === b);
+    if (!script && !elf) throw new InitError(`exec: "${name}": exec format error`, 126);
   } catch (e) {
-    // this thread cannot be trusted with anything any more
-    console.error(`berth: fatal: cannot return to the engine's credentials: ${e}`);
-    Deno.exit(125);
+    if (e instanceof InitError) throw e; // a read error: the spawn tells
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * What the calling thread had: namespaces, root, cwd (as descriptors), umask, credentials, and
+ * the process's ignored signals; `save` also gives the thread its own root, cwd and umask
+ * (unshare(CLONE_FS): a shared umask would change every thread's, and a thread sharing them may
+ * not change mount namespace).
+ */
+class SavedThread {
+  private constructor(
+    readonly ns: number[],
+    readonly root: number,
+    readonly cwd: number,
+    readonly umask: number,
+    readonly uid: number[],
+    readonly gid: number[],
+    readonly groups: number[],
+    readonly caps: ReturnType<typeof capget>,
+    readonly ignored: number[],
+  ) {}
+
+  static save(kinds: readonly string[]): SavedThread {
+    const status = Deno.readTextFileSync("/proc/thread-self/status");
+    const ids = (key: string) =>
+      (new RegExp(`^${key}:[ \\t]*(.*)$`, "m").exec(status)?.[1] ?? "").trim().split(/\s+/)
+        .filter(Boolean).map(Number);
+    const mask = BigInt("0x" + (/^SigIgn:[ \t]*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0"));
+    const ignored: number[] = [];
+    for (let sig = 1; sig <= 64; sig++) if (mask & (1n << BigInt(sig - 1))) ignored.push(sig);
+    const fds: number[] = [];
+    try {
+      for (const kind of kinds) {
+        fds.push(openat(AT_FDCWD, `/proc/thread-self/ns/${kind}`, O_RDONLY | O_CLOEXEC));
+      }
+      const root = openat(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      fds.push(root);
+      const cwd = openat(AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      fds.push(cwd);
+      unshare(CLONE_FS);
+      const mask = umask(0o022);
+      return new SavedThread(
+        fds.slice(0, kinds.length),
+        root,
+        cwd,
+        mask,
+        ids("Uid"),
+        ids("Gid"),
+        ids("Groups"),
+        capget(),
+        ignored,
+      );
+    } catch (e) {
+      for (const fd of fds) close(fd);
+      throw e;
+    }
+  }
+
+  /**
+   * Back to what was saved: credentials first (their capabilities are still permitted), then
+   * umask, namespaces, root and cwd. A thread that cannot return is in a container's namespaces
+   * or credentials for good: `child` is killed and the process exits (125).
+   */
+  back(child: Deno.ChildProcess | undefined): void {
+    try {
+      capset(this.caps);
+      setresuid(this.uid[0], this.uid[1], this.uid[2]);
+      setresgid(this.gid[0], this.gid[1], this.gid[2]);
+      setgroups(this.groups);
+      capset(this.caps);
+      umask(this.umask);
+      for (const fd of this.ns) setns(fd, 0);
+      fchdir(this.root);
+      chroot(".");
+      fchdir(this.cwd);
+    } catch (e) {
+      try {
+        child?.kill("SIGKILL");
+      } catch { /* gone */ }
+      console.error(`berth: fatal: cannot return to the engine's namespaces or credentials: ${e}`);
+      Deno.exit(125);
+    }
+  }
+
+  close(): void {
+    for (const fd of [...this.ns, this.root, this.cwd]) close(fd);
   }
 }
 
@@ -280,10 +350,4 @@ function envRecord(env: readonly string[]): Record<string, string> {
     if (i > 0) out[e.slice(0, i)] = e.slice(i + 1);
   }
   return out;
-}
-
-// A failed spawn as the SyscallError of its execve (Deno reports the errno as "os error N").
-function spawnErrno(e: unknown): unknown {
-  const m = /os error (\d+)/.exec(e instanceof Error ? e.message : String(e));
-  return m ? new SyscallError("execve", Number(m[1])) : e;
 }

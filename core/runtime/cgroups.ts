@@ -185,6 +185,8 @@ export interface CgroupFs {
   kill(pids: readonly number[], members: () => ReadonlySet<number>): void;
   /** Attaches a device filter program for `rules` to the cgroup2 directory `dir`. */
   attachDeviceFilter(dir: string, rules: readonly SpecDeviceCgroup[]): void;
+  /** The thread ids of process `pid` (/proc/PID/task), undefined when it is gone. */
+  threads(pid: number): string[] | undefined;
 }
 
 /** The real cgroup filesystem. */
@@ -237,6 +239,13 @@ export const realCgroupFs: CgroupFs = {
     }
   },
   attachDeviceFilter,
+  threads(pid) {
+    try {
+      return [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 function deviceRule(d: SpecDeviceCgroup): string {
@@ -507,9 +516,22 @@ export class Cgroup {
         } catch { /* gone already */ }
       }
     }
-    // never this process: a thread of it in the cgroup (a direct start's) puts its pid there
-    const pids = this.pids().filter((p) => p !== Deno.pid);
-    if (pids.length) this.#fs.kill(pids, () => new Set(this.pids()));
+    // Not a process with threads outside the cgroup: a berth engine whose thread is in it for a
+    // moment (a direct start or exec, this process's or another's) puts its pid in a v1
+    // cgroup.procs; the container's own processes are wholly inside.
+    const tasks = new Set<string>();
+    for (const d of this.#dirs) {
+      if (d.kind !== "v1") continue;
+      for (const t of (this.#fs.read(`${d.path}/tasks`) ?? "").split("\n")) if (t) tasks.add(t);
+    }
+    const inside = (pid: number) => {
+      if (pid === Deno.pid) return false;
+      if (!tasks.size) return true;
+      const threads = this.#fs.threads(pid);
+      return threads === undefined || threads.every((t) => tasks.has(t));
+    };
+    const pids = this.pids().filter(inside);
+    if (pids.length) this.#fs.kill(pids, () => new Set(this.pids().filter(inside)));
   }
 
   // rmdir of this cgroup's directories (only those it created); returns those that remain busy.

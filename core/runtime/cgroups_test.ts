@@ -87,6 +87,7 @@ class FakeCgroupFs implements CgroupFs {
         this.files.set(`${dir}/memory.events`, "oom 0\noom_kill 0\n");
       }
     } else {
+      this.files.set(`${dir}/tasks`, "");
       for (const f of ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "pids.max"]) {
         this.files.set(`${dir}/${f}`, "");
       }
@@ -131,6 +132,11 @@ class FakeCgroupFs implements CgroupFs {
   }
   attachDeviceFilter(dir: string, rules: readonly unknown[]) {
     this.filters.push([dir, rules.length]);
+  }
+  /** Thread ids per pid (default: the pid alone). */
+  threadsOf = new Map<number, string[]>();
+  threads(pid: number) {
+    return this.threadsOf.get(pid) ?? [String(pid)];
   }
   /** Runs once the processes are pinned, before membership is read (a test's pid is reused). */
   pinned?: () => void;
@@ -304,4 +310,23 @@ Deno.test("compileDeviceFilter: last match decides, nothing after a catch-all", 
   const open = compileDeviceFilter([nullDev]);
   assert.deepEqual(open.slice(-2), [[0xb7, 0, 0, 0, 0], [0x95, 0, 0, 0, 0]]);
   assert.equal(open.length, 6 + 5 + 2);
+});
+
+Deno.test("Cgroup.remove spares a process with threads outside the cgroup (an engine's thread in it)", async () => {
+  const fs = new FakeCgroupFs("v1", "/v1", []);
+  fs.dirs.add("/v1/pids");
+  fs.files.set("/v1/pids/cgroup.procs", "");
+  const layout = {
+    version: "v1" as const,
+    hierarchies: [{ mountpoint: "/v1/pids", controllers: ["pids"], own: "/" }],
+  };
+  const cg = Cgroup.create("berth/transit", undefined, { layout, fs });
+  // 4242 and its thread 4244: the container's; 5000: a berth engine whose main thread is in the
+  // cgroup for a direct start, its other threads (5001, 5002) not
+  fs.files.set("/v1/pids/berth/transit/cgroup.procs", "4242\n5000\n");
+  fs.files.set("/v1/pids/berth/transit/tasks", "4242\n4244\n5000\n");
+  fs.threadsOf.set(4242, ["4242", "4244"]);
+  fs.threadsOf.set(5000, ["5000", "5001", "5002"]);
+  await cg.remove();
+  assert.deepEqual(fs.killed, [4242]);
 });

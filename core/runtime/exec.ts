@@ -46,7 +46,7 @@ import { sendmsg, setsockopt } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
 import { cgroupProcsFilesOf, detectCgroupLayout, returnThread } from "./cgroups.ts";
 import { gettid } from "../../ffi/process.ts";
-import { rlimitsInherited } from "./_direct.ts";
+import { directExecRefusal } from "./_direct.ts";
 import { type DirectStarted, startDirectExec } from "./_direct_start.ts";
 import type { Stdio } from "./_prepare_init.ts";
 import type { ExecConfig } from "./_init_protocol.ts";
@@ -114,7 +114,8 @@ export interface ExecInContainerOptions {
  * fails, 126 when the command cannot be invoked or the cwd is missing, 127 when it is not found
  * (docker's messages, e.g. `exec: "nosuch": executable file not found in $PATH`).
  *
- * The process dies with the engine (PR_SET_PDEATHSIG) and with the container (its PID 1).
+ * The process dies with the container (its PID 1), and, through the init process, with the
+ * engine (PR_SET_PDEATHSIG); a direct exec's outlives an engine killed without its clean-up.
  *
  * @example
  * ```ts ignore
@@ -187,8 +188,11 @@ async function steps(
 
   // 1. spawn (or take the prepared init)
   let taken: PreparedExec = options.init ?? prepareExec(target, initStdio);
-  if (taken.kind === "direct" && (terminal || !rlimitsInherited(process.rlimits))) {
-    // what only the init process gives (a terminal; rlimits other than the engine's own)
+  if (
+    taken.kind === "direct" &&
+    directExecRefusal(process, cgroupProcsFilesOf(taken.targetPid) ?? []) !== undefined
+  ) {
+    // what only the init process gives (a terminal, other rlimits, no slot in a limited cgroup)
     await discardExec(taken);
     taken = prepareExec(target, initStdio);
   }

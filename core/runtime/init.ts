@@ -224,7 +224,7 @@ function start(config: RunConfig, sync: number, marks: Record<string, number>): 
 }
 
 /**
- * How a thread of the engine sets a container up for the direct start (`_direct_worker.ts`):
+ * How a thread of the engine sets a container up for the direct start (`_direct_start.ts`):
  * it joins the v1 cgroups alone (its thread id to `tasks`), and the container's procfs is
  * mounted for a PID namespace that has no process yet (`pidns=`, Linux 6.15).
  */
@@ -273,28 +273,33 @@ export function setUpContainer(
     ? spec.root.path
     : `${config.bundle}/${spec.root.path}`;
   mountRootfs(config, rootPath);
-  const root = openat(AT_FDCWD, rootPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  marks.rootfs = now();
-
   // the roots of the procfs and sysfs mounted for the container: what its masked and read-only
-  // paths must be found in
+  // paths must be found in (descriptors closed on every path: a direct start's thread goes on)
   const kernelFs = new Map<string, number>();
-  for (const m of spec.mounts ?? []) mountOne(root, m, config, kernelFs, direct?.pidns);
-  if (spec.mounts?.some((m) => isDev(m.destination) && m.type === "tmpfs")) makeDev(root);
-  close(resolveIn(root, proc.cwd, "dir"));
-  marks.mounts = now();
+  try {
+    const root = openat(AT_FDCWD, rootPath, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    try {
+      marks.rootfs = now();
+      for (const m of spec.mounts ?? []) mountOne(root, m, config, kernelFs, direct?.pidns);
+      if (spec.mounts?.some((m) => isDev(m.destination) && m.type === "tmpfs")) makeDev(root);
+      close(resolveIn(root, proc.cwd, "dir"));
+      marks.mounts = now();
 
-  // pivot
-  fchdir(root);
-  pivotRoot(".", ".");
-  umount2(".", MNT_DETACH);
-  close(root);
-  Deno.chdir("/");
-  marks.pivot = now();
+      // pivot
+      fchdir(root);
+      pivotRoot(".", ".");
+      umount2(".", MNT_DETACH);
+    } finally {
+      close(root);
+    }
+    Deno.chdir("/");
+    marks.pivot = now();
 
-  for (const p of spec.linux?.maskedPaths ?? []) maskPath(p, kernelFs);
-  for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p, kernelFs);
-  for (const fd of kernelFs.values()) close(fd);
+    for (const p of spec.linux?.maskedPaths ?? []) maskPath(p, kernelFs);
+    for (const p of spec.linux?.readonlyPaths ?? []) readonlyPath(p, kernelFs);
+  } finally {
+    for (const fd of kernelFs.values()) close(fd);
+  }
   if (proc.terminal) {
     if (how.sync === undefined) throw new InitError("a terminal needs berth's init process");
     setupTerminal(how.sync, proc, true);
@@ -744,9 +749,9 @@ const ID_MAX = 2 ** 31 - 1;
 
 /**
  * Drops the calling thread to `proc`'s user, groups, capabilities and no_new_privs. `keep`
- * (capability bits) stays effective and permitted for the thread itself: what a direct start's
- * thread needs after the spawn (the child's capabilities come from the bounding set and the
- * inheritable one at its execve, never from these).
+ * (capability bits) stays permitted, not effective, for the thread itself: what a direct start's
+ * thread needs to come back after the spawn (the child's capabilities after its execve come from
+ * the bounding and inheritable sets, never from its permitted set).
  */
 export function dropPrivileges(proc: SpecProcess, keep = 0n): void {
   const caps = proc.capabilities ?? {};
@@ -775,7 +780,7 @@ export function dropPrivileges(proc: SpecProcess, keep = 0n): void {
   setresuid(user.uid, user.uid, user.uid);
   prctl(PR_SET_KEEPCAPS, 0);
   capset({
-    effective: capabilityMask(caps.effective) | keep,
+    effective: capabilityMask(caps.effective),
     permitted: capabilityMask(caps.permitted) | keep,
     inheritable: capabilityMask(caps.inheritable),
   });

@@ -63,7 +63,7 @@ import {
 } from "./_attach.ts";
 import { processAlive, processStartTime } from "./process_info.ts";
 import { breakdown, mark, runSteps, type StepFn } from "./_steps.ts";
-import { type DirectRequest, rlimitsInherited } from "./_direct.ts";
+import { type DirectRequest, directSpecRefusal } from "./_direct.ts";
 import { type DirectStarted, startDirect } from "./_direct_start.ts";
 
 export type { RootfsSource };
@@ -191,10 +191,10 @@ async function steps(
     terminal,
     cgroupLayout: layout,
   });
-  if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
-  if (prepared.kind === "direct" && (terminal || !rlimitsInherited(spec.process.rlimits))) {
-    // the spec needs what only the init process gives (known only now)
-    prepared = prepareInit(namespaces, initStdio);
+  if (prepared.kind === "direct") {
+    if (options.init) checkPrepared(prepared as PreparedDirectInternal, spec, initStdio);
+    // the spec may need what only the init process gives (known only now)
+    if (directSpecRefusal(spec) !== undefined) prepared = prepareInit(namespaces, initStdio);
   }
   if (prepared.kind === "direct") {
     return await directSteps(spec, options, step, marks, {
@@ -225,6 +225,7 @@ async function steps(
     closeSync();
     await status;
   });
+  if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
   const stopAbort = onAbort(options.signal, () => {
     try {
       child.kill("SIGKILL");
@@ -404,12 +405,12 @@ async function directSteps(
   let started: DirectStarted;
   try {
     started = startDirect(request, initMarks);
-  } finally {
-    // the thread leaves the cgroup; the command has the whole pids limit from here on
-    if (cgroup && limitPids) cgroup.setPidsMax(pidsLimit);
+  } catch (e) {
     if (cgroup) returnThread(gettid(), how.layout);
+    throw e;
   }
   const { child } = started;
+  const startTime = processStartTime(child.pid) ?? "";
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
@@ -423,8 +424,14 @@ async function directSteps(
     }
     await status;
   });
+  // the thread leaves the cgroup; the command has the whole pids limit from here on (set first:
+  // the thread's slot must not go to the container; a failure kills the command, see above)
+  try {
+    if (cgroup && limitPids) cgroup.setPidsMax(pidsLimit);
+  } finally {
+    if (cgroup) returnThread(gettid(), how.layout);
+  }
   if (options.timing) Object.assign(marks, prefix(initMarks, "init."));
-  const startTime = processStartTime(child.pid) ?? "";
   const stopAbort = onAbort(options.signal, () => {
     try {
       child.kill("SIGKILL");
