@@ -10,12 +10,12 @@ import { ConflictError, NotFoundError } from "../errors.ts";
 import { SIGNALS } from "../../ffi/constants.ts";
 import { processAlive, readSpec } from "./containers.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
-import { execProcess, type ExecProcessOptions } from "../runtime/exec_spec.ts";
-import { discardExec, execInContainer, type ExecInContainerOptions } from "../runtime/exec.ts";
+import type { ExecProcessOptions } from "../runtime/exec_spec.ts";
+import type { ExecInContainerOptions } from "../runtime/exec.ts";
 import type { ContainerResult } from "../runtime/run.ts";
-import { type ContainerInspect, inspectContainer } from "./inspect_container.ts";
+import type { ContainerInspect } from "./inspect_container.ts";
 import { type LogEntry, logPath, readLogs, type ReadLogsOptions } from "./container_logs.ts";
-import { spawnSupervisor } from "./supervisor.ts";
+// exec, the supervisor and inspect are loaded when used: `run` needs none of them
 
 /**
  * Options of {@linkcode Container.exec}: docker's exec flags plus how to connect stdio.
@@ -153,6 +153,7 @@ export class Container {
   async start(): Promise<void> {
     await this.refresh();
     if (this.running) return; // docker: starting a running container is a no-op
+    const { spawnSupervisor } = await import("./supervisor.ts");
     await spawnSupervisor(this.#store, this.#record);
     await this.refresh();
   }
@@ -274,13 +275,20 @@ export class Container {
       options;
     try {
       const spec = await readSpec(this.#store, this.#record);
+      const [{ execProcess }, { execInContainer }] = await Promise.all([
+        import("../runtime/exec_spec.ts"),
+        import("../runtime/exec.ts"),
+      ]);
       const process = execProcess(spec, { ...flags, pid });
       return await execInContainer(target, process, {
         ...{ stdin, stdout, stderr, input, signal, forwardSignals, timing },
         ...(init ? { init } : {}),
       });
     } catch (e) {
-      if (init) await discardExec(init).catch(() => {});
+      if (init) {
+        const { discardExec } = await import("../runtime/prepare_exec.ts");
+        await discardExec(init).catch(() => {});
+      }
       throw e;
     }
   }
@@ -290,6 +298,7 @@ export class Container {
     await this.refresh();
     const spec = await readSpec(this.#store, this.#record).catch(() => undefined);
     const dir = this.#store.containers.path(this.id);
+    const { inspectContainer } = await import("./inspect_container.ts");
     return inspectContainer(this.#record, spec, {
       upper: `${dir}/upper`,
       work: `${dir}/work`,
