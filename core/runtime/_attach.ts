@@ -5,12 +5,13 @@
  *
  * @module
  */
-import { POLLIN } from "../../ffi/constants.ts";
+import { POLLIN, SIGNALS } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
 import { pollAsync, recvmsg } from "../../ffi/socket.ts";
 import type { Stdio } from "./_prepare_init.ts";
 import type { InitMessage } from "./_init_protocol.ts";
 import { ContainerStartError } from "./start_error.ts";
+import type { ContainerResult } from "./run.ts";
 
 /**
  * Where a container's output stream goes: a {@linkcode Stdio} mode, or a sink that receives the
@@ -139,6 +140,50 @@ export async function awaitExec(
     );
   }
   return { pty, initMarks };
+}
+
+/** A started child process, watched: its status, and a SIGKILL for the undo steps. */
+export interface Watched {
+  /** Its status (the child is reaped once). */
+  status: Promise<Deno.CommandStatus>;
+  /** SIGKILL, unless it has exited. */
+  kill(): void;
+}
+
+/** Watches `child` (see {@linkcode Watched}). */
+export function watch(child: Deno.ChildProcess): Watched {
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const kill = () => {
+    if (exited) return;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  };
+  return { status, kill };
+}
+
+/**
+ * What a run or exec resolves with: the exit status (128+n when signal n killed the process),
+ * the OOM flag, and the collected output.
+ */
+export function exitResult(
+  st: Deno.CommandStatus,
+  oomKilled: boolean,
+  stdout: Uint8Array | undefined,
+  stderr: Uint8Array | undefined,
+): ContainerResult {
+  const result: ContainerResult = {
+    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
+    oomKilled,
+  };
+  if (st.signal) result.signal = st.signal;
+  if (stdout) result.stdout = stdout;
+  if (stderr) result.stderr = stderr;
+  return result;
 }
 
 /** Forwards SIGINT, SIGTERM and SIGHUP to `child` until the returned function is called. */

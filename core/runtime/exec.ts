@@ -40,7 +40,7 @@
  *
  * @module
  */
-import { MSG_NOSIGNAL, SIGNALS, SO_SNDBUFFORCE, SOL_SOCKET } from "../../ffi/constants.ts";
+import { MSG_NOSIGNAL, SO_SNDBUFFORCE, SOL_SOCKET } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
 import { sendmsg, setsockopt } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
@@ -53,6 +53,7 @@ import type { ExecConfig } from "./_init_protocol.ts";
 import { type PtyRelay, relayPty } from "./_pty.ts";
 import {
   awaitExec,
+  exitResult,
   forwardSignals,
   inputBytes,
   type IoOptions,
@@ -60,6 +61,7 @@ import {
   type Output,
   spawnMode,
   startIo,
+  watch,
 } from "./_attach.ts";
 import { processAlive } from "./process_info.ts";
 import {
@@ -213,30 +215,15 @@ async function steps(
   const closeNs = () => {
     for (const fd of nsFds.splice(0)) close(fd);
   };
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const { status, kill } = watch(child);
   step("spawn", async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    kill();
     closeSync();
     closeNs();
     await status;
   });
   if (options.init) checkPreparedExec(prepared, target, initStdio);
-  step(
-    "abort",
-    onAbort(options.signal, () => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    }),
-  );
+  step("abort", onAbort(options.signal, kill));
   const input = inputBytes(options.input);
   const output = startIo(child, io, initStdio, input, terminal);
   output.catch(() => {/* awaited below; a start failure leaves it unobserved */});
@@ -289,14 +276,7 @@ async function steps(
   mark(marks, "exited");
   const [out, err] = await output;
   const ttyOut = await relay?.done;
-  const result: ContainerResult = {
-    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
-    oomKilled: false,
-  };
-  if (st.signal) result.signal = st.signal;
-  if (ttyOut ?? out) result.stdout = ttyOut ?? out;
-  if (err) result.stderr = err;
-  return result;
+  return exitResult(st, false, ttyOut ?? out, err);
 }
 
 /**
@@ -343,28 +323,13 @@ async function directSteps(
     returnThread(gettid(), layout);
   }
   const { child } = started;
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const { status, kill } = watch(child);
   step("start", async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    kill();
     await status;
   });
   for (const [k, v] of Object.entries(initMarks)) marks[`init.${k}`] = v;
-  step(
-    "abort",
-    onAbort(options.signal, () => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    }),
-  );
+  step("abort", onAbort(options.signal, kill));
   const output = startIo(child, how.io, how.stdio, inputBytes(options.input), false);
   options.onStart?.(child.pid);
 
@@ -372,14 +337,7 @@ async function directSteps(
   const st = await status;
   mark(marks, "exited");
   const [out, err] = await output;
-  const result: ContainerResult = {
-    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
-    oomKilled: false,
-  };
-  if (st.signal) result.signal = st.signal;
-  if (out) result.stdout = out;
-  if (err) result.stderr = err;
-  return result;
+  return exitResult(st, false, out, err);
 }
 
 function checkPreparedExec(

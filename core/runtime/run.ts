@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { MSG_NOSIGNAL, SIGNALS } from "../../ffi/constants.ts";
+import { MSG_NOSIGNAL } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
 import { sendmsg } from "../../ffi/socket.ts";
 import { SyscallError } from "../../ffi/syscall_error.ts";
@@ -53,6 +53,7 @@ import type { RootfsSource, RunConfig } from "./_init_protocol.ts";
 import { type PtyRelay, relayPty } from "./_pty.ts";
 import {
   awaitExec,
+  exitResult,
   forwardSignals,
   inputBytes,
   type IoOptions,
@@ -60,6 +61,7 @@ import {
   type Output,
   spawnMode,
   startIo,
+  watch,
 } from "./_attach.ts";
 import { processAlive, processStartTime } from "./process_info.ts";
 import { breakdown, mark, runSteps, type StepFn } from "./_steps.ts";
@@ -211,27 +213,14 @@ async function steps(
     if (syncOpen) close(sync);
     syncOpen = false;
   };
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const { status, kill } = watch(child);
   step("spawn", async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    kill();
     closeSync();
     await status;
   });
   if (options.init) checkPrepared(prepared as PreparedInitInternal, spec, initStdio);
-  const stopAbort = onAbort(options.signal, () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-  });
-  step("abort", stopAbort);
+  step("abort", onAbort(options.signal, kill));
   const input = inputBytes(options.input);
   const output = startIo(child, io, initStdio, input, terminal);
   output.catch(() => {/* awaited below; a start failure leaves it unobserved */});
@@ -284,14 +273,7 @@ async function steps(
   mark(marks, "exited");
   const [out, err] = await output;
   const ttyOut = await relay?.done;
-  const result: ContainerResult = {
-    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
-    oomKilled: (cgroup?.oomKills() ?? 0) > 0,
-  };
-  if (st.signal) result.signal = st.signal;
-  if (ttyOut ?? out) result.stdout = ttyOut ?? out;
-  if (err) result.stderr = err;
-  return result;
+  return exitResult(st, (cgroup?.oomKills() ?? 0) > 0, ttyOut ?? out, err);
 }
 
 function prefix(o: Record<string, number>, p: string): Record<string, number> {
@@ -411,17 +393,9 @@ async function directSteps(
   }
   const { child } = started;
   const startTime = processStartTime(child.pid) ?? "";
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+  const { status, kill } = watch(child);
   step("start", async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }
+    kill();
     await status;
   });
   // the thread leaves the cgroup; the command has the whole pids limit from here on (set first:
@@ -432,12 +406,7 @@ async function directSteps(
     if (cgroup) returnThread(gettid(), how.layout);
   }
   if (options.timing) Object.assign(marks, prefix(initMarks, "init."));
-  const stopAbort = onAbort(options.signal, () => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-  });
-  step("abort", stopAbort);
+  step("abort", onAbort(options.signal, kill));
   const input = inputBytes(options.input);
   const output = startIo(child, how.io, how.stdio, input, false);
   options.onStart?.(child.pid, { pid: child.pid, startTime });
@@ -447,14 +416,7 @@ async function directSteps(
   const st = await status;
   mark(marks, "exited");
   const [out, err] = await output;
-  const result: ContainerResult = {
-    exitCode: st.signal ? 128 + (SIGNALS[st.signal] ?? 0) : st.code,
-    oomKilled: (cgroup?.oomKills() ?? 0) > 0,
-  };
-  if (st.signal) result.signal = st.signal;
-  if (out) result.stdout = out;
-  if (err) result.stderr = err;
-  return result;
+  return exitResult(st, (cgroup?.oomKills() ?? 0) > 0, out, err);
 }
 
 function checkPrepared(
