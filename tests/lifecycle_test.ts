@@ -383,6 +383,10 @@ Deno.test("lifecycle: exec from berth's own thread gives the process what the in
   assert.match(direct.stdout, /uid=1000\(app\) gid=1000\(app\) groups=50\(staff\),1001\(extra\)/);
   assert.match(direct.stdout, /CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb/);
   assert.match(direct.stdout, /NoNewPrivs:\t1/);
+  // without -i, stdin is at its end at once (a pipe closed, not the container's /dev/null)
+  const cat = await berth(root.path, ["exec", "box", "cat"]);
+  assert.equal(cat.code, 0, cat.stderr);
+  assert.equal(cat.stdout, "");
 });
 
 Deno.test("lifecycle: a foreground container started by berth's own thread outlives a killed engine; ps and rm -f", async () => {

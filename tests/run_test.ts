@@ -440,4 +440,17 @@ Deno.test("run: berth's own thread starts the command where it can; BERTH_START=
   assert.equal(init.code, 0, init.stderr);
   assert.equal(timing(init.stderr)?.directSpawn, null, init.stderr);
   assert.match(init.stdout, /^sh -c /);
+  // the thread's pid slot (the limit is one higher while it is in the cgroup) is given back
+  const pids = await run(root.path, [
+    "--rm",
+    "--pids-limit",
+    "20",
+    BB,
+    "sh",
+    "-c",
+    "sleep 0.5; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max",
+  ], { BERTH_TIMING: "1" });
+  assert.equal(pids.code, 0, pids.stderr);
+  assert.notEqual(timing(pids.stderr)?.directSpawn ?? null, null, pids.stderr);
+  assert.equal(pids.stdout, "20\n");
 });

@@ -1057,6 +1057,26 @@ directTest(
   },
 );
 
+// Entries in binfmt_misc: the kernel may run foreign executables.
+function binfmtMisc(): boolean {
+  try {
+    return [...Deno.readDirSync("/proc/sys/fs/binfmt_misc")]
+      .some((e) => e.name !== "register" && e.name !== "status");
+  } catch {
+    return false;
+  }
+}
+
+// The header of a 64-bit little-endian ELF executable for a machine this one is not (riscv or
+// x86_64), padded: what execve refuses with ENOEXEC and glibc's execvp would run with /bin/sh.
+function foreignElf(): Uint8Array {
+  const h = new Uint8Array(64);
+  h.set([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]);
+  h[16] = 2; // ET_EXEC
+  h[18] = Deno.build.arch === "x86_64" ? 243 : 62; // EM_RISCV or EM_X86_64
+  return h;
+}
+
 directTest(
   "runtime: a direct start that fails (127, 126, 125) leaves the engine's thread as it was",
   async () => {
@@ -1065,22 +1085,31 @@ directTest(
       // no "#!" and no ELF header: execve refuses it (glibc's execvp would run it with /bin/sh)
       [["/script"], {}, 126, /"\/script": exec format error/],
       [["true"], { tmpfs: ["/x:mode=notoctal"] }, 125, /mount tmpfs to "\/x"/],
+      // after the change of user: a working directory only root's capabilities could enter
+      [["true"], { user: "1000:1000", capDrop: ["ALL"], workdir: "/secret" }, 126, /denied/],
     ];
+    // an executable of another machine (ENOEXEC, unless binfmt_misc runs it)
+    if (!binfmtMisc()) cases.push([["/foreign"], {}, 126, /"\/foreign": exec format error/]);
+    const setUp = (upper: string) => {
+      Deno.writeTextFileSync(`${upper}/script`, "echo hi\n", { mode: 0o755 });
+      Deno.writeFileSync(`${upper}/foreign`, foreignElf(), { mode: 0o755 });
+      Deno.mkdirSync(`${upper}/secret`, { mode: 0o700 });
+    };
     for (const [cmd, options, code, message] of cases) {
-      const d = await directRun(cmd, options, {
-        setUp: (upper) => Deno.writeTextFileSync(`${upper}/script`, "echo hi\n", { mode: 0o755 }),
-      });
+      const d = await directRun(cmd, options, { setUp });
       assert.equal(d.kind, "direct");
       assert.equal(d.error?.code, code, JSON.stringify(d.error));
       assert.match(d.error.message, message);
       assertStateBack(d);
     }
-    // the init process refuses the same script the same way
-    const p = await prepare(["/script"]);
-    Deno.writeTextFileSync(`${p.layer}/upper/script`, "echo hi\n", { mode: 0o755 });
-    const e = await runContainer(p.spec, p.runOptions).catch((e) => e);
-    await assertClean(p.id, p.bundle, p.layer);
-    assert.ok(e instanceof ContainerStartError && e.exitCode === 126, String(e));
+    // the init process refuses the same files the same way (the kernel does)
+    for (const file of binfmtMisc() ? ["/script"] : ["/script", "/foreign"]) {
+      const p = await prepare([file]);
+      setUp(`${p.layer}/upper`);
+      const e = await runContainer(p.spec, p.runOptions).catch((e) => e);
+      await assertClean(p.id, p.bundle, p.layer);
+      assert.ok(e instanceof ContainerStartError && e.exitCode === 126, String(e));
+    }
   },
 );
 

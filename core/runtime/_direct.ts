@@ -24,11 +24,16 @@
  * - the command (and an `exec`'d process) outlives an engine that exits without its clean-up
  *   (SIGKILL, a crash): no parent-death signal can be set on the child. So does a docker or
  *   podman container outlive its CLI: `ps` shows it running, `rm -f` removes it;
- * - the working directory is entered again by the command as its own user (runc's order): a
- *   directory only root's capabilities could enter fails (126) where the init, as root, enters;
+ * - the working directory is entered again by the command as its own user, with its own
+ *   capabilities: a directory it cannot enter (e.g. 0700 root, DAC capabilities dropped) fails
+ *   (126) where the init, as root, enters it;
  * - on a hybrid host the command stays in the engine's cgroup2 cgroup (no controllers there);
  * - while its credentials are the container's (microseconds), a host process of the container's
- *   uid could signal the engine.
+ *   uid could signal the engine; a change of user also leaves the engine's dumpable flag at the
+ *   system's `suid_dumpable` and clears its parent-death signal (neither is set back);
+ * - in v1, joining the container's cpuset and leaving it resets the thread's CPU affinity to the
+ *   cgroups' (a `taskset` mask berth was started with is lost); an `exec` into a frozen container
+ *   would freeze the thread (berth has no `pause`).
  *
  * Supplementary groups rely on Deno's detached spawn ignoring a failed setgroups(0) in the child
  * (`_direct_start.ts`); tests check them.

@@ -78,8 +78,8 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
   let thread: SavedThread | undefined;
   let child: Deno.ChildProcess | undefined;
   try {
-    thread = SavedThread.save(["mnt", "uts", "ipc", "net", "cgroup", "pid_for_children"]);
     self = pidfdOpen(tid, PIDFD_THREAD);
+    thread = SavedThread.save(["mnt", "uts", "ipc", "net", "cgroup", "pid_for_children"]);
     marks.start = marks.ffi = marks.config = now();
     try {
       // from here until back(): no await, nothing that starts a thread
@@ -143,8 +143,8 @@ export function startDirectExec(
     stderr: piped(req.stdio.stderr),
   };
   try {
-    thread = SavedThread.save(JOIN.map(([kind]) => kind));
     for (const [, request] of JOIN) target.push(pidfdNamespace(req.pidfd, request));
+    thread = SavedThread.save(JOIN.map(([kind]) => kind));
     marks.start = marks.ffi = marks.config = now();
     try {
       // from the first write until back(): no await, nothing that starts a thread
@@ -180,7 +180,6 @@ function startError(e: unknown): ContainerStartError {
 }
 
 const CAP_SETGID = 1n << 6n;
-const ELF = [0x7f, 0x45, 0x4c, 0x46];
 
 /**
  * In the container (after setUpContainer or the joins): refuses what execve(2) would refuse as
@@ -191,11 +190,12 @@ const ELF = [0x7f, 0x45, 0x4c, 0x46];
  *   so that the thread can come back; CAP_SETGID also leaves the effective set: Deno's detached
  *   spawn calls setgroups(0, NULL) in the child and ignores its failure, so the container's
  *   supplementary groups stay.
- * - Format: glibc's execvp, which Deno's spawn uses, runs a file without `#!` or an ELF header
- *   with /bin/sh; the kernel (and so the init) refuses it: refused here too (126).
+ * - Format: glibc's execvp, which Deno's spawn uses, runs a file execve refuses (ENOEXEC) with
+ *   /bin/sh; the init gets docker's 126: refused here too (`refuseUnknownFormat`).
  * - Signals: a child keeps the signals its parent ignores (the spawn resets SIGPIPE only): the
- *   process's other ignored signals are set to default around the spawn, and ignored again after
- *   if nothing changed them meanwhile. SIGCHLD is left alone (its children are its own).
+ *   process's other ignored signals are set to default around the spawn (for those microseconds
+ *   the engine takes them at their default too), and ignored again after if nothing changed them
+ *   meanwhile.
  */
 function spawnAs(
   proc: SpecProcess,
@@ -204,14 +204,14 @@ function spawnAs(
   thread: SavedThread,
   marks: Record<string, number>,
 ): Deno.ChildProcess {
-  refuseUnknownFormat(proc.args[0], path);
+  refuseUnknownFormat(proc.args[0], path, thread.formats);
   marks.setup = now();
   closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
   dropPrivileges(proc, thread.caps.permitted);
   const caps = capget();
   capset({ ...caps, effective: caps.effective & ~CAP_SETGID });
   umask(proc.user.umask ?? 0o022);
-  const reset = thread.ignored.filter((sig) => sig !== SIGPIPE && sig !== SIGCHLD);
+  const reset = thread.ignored.filter((sig) => sig !== SIGPIPE);
   for (const sig of reset) sigaction(sig, SIG_DFL);
   marks.exec = now();
   try {
@@ -233,23 +233,68 @@ function spawnAs(
 }
 
 const SIGPIPE = 13;
-const SIGCHLD = 17;
 
-function refuseUnknownFormat(name: string, path: string): void {
+/**
+ * The formats execve(2) runs without help, read before the thread leaves the host: scripts
+ * (`#!`), and ELF executables of this machine (the engine's own class, byte order and machine;
+ * the 32-bit compat machine too). `undefined` when binfmt_misc has entries: the kernel may run
+ * more (a foreign architecture through qemu, ...), and the spawn is left to find out.
+ */
+export function nativeFormats(): { ident: Uint8Array; machines: number[] } | undefined {
+  try {
+    const entries = [...Deno.readDirSync("/proc/sys/fs/binfmt_misc")]
+      .filter((e) => e.name !== "register" && e.name !== "status");
+    if (entries.length) return undefined;
+  } catch { /* not mounted: no entries */ }
+  const head = new Uint8Array(20);
+  const fd = openat(AT_FDCWD, "/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  try {
+    read(fd, head);
+  } finally {
+    close(fd);
+  }
+  const machine = head[18] | (head[19] << 8);
+  // x86_64 runs i386 (and x32) binaries, aarch64 runs 32-bit arm ones
+  const compat: Record<number, number> = { 62: 3, 183: 40 };
+  return { ident: head.slice(0, 6), machines: [machine, compat[machine] ?? machine] };
+}
+
+const ET_EXEC = 2;
+const ET_DYN = 3;
+
+/**
+ * ENOEXEC as execve would give it (126, docker's "exec format error"), for a regular file that
+ * is neither a script nor an executable of this machine (see {@linkcode nativeFormats}): glibc's
+ * execvp, which Deno's spawn uses, would run it with /bin/sh instead.
+ */
+function refuseUnknownFormat(
+  name: string,
+  path: string,
+  native: ReturnType<typeof nativeFormats>,
+): void {
+  if (!native) return;
+  const regular = (st: { mode: number }) => (st.mode & S_IFMT) === S_IFREG;
   let fd: number;
   try {
-    // O_NONBLOCK: a FIFO must not hold this thread (execve refuses anything not regular)
+    // only a regular file is opened (execve refuses anything else); O_NONBLOCK in case it was
+    // just replaced by a FIFO
+    if (!regular(statx(AT_FDCWD, path))) return;
     fd = openat(AT_FDCWD, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   } catch {
     return; // the spawn reports why it cannot be run
   }
   try {
-    if ((statx(fd, "", AT_EMPTY_PATH).mode & S_IFMT) !== S_IFREG) return;
-    const head = new Uint8Array(4);
-    const n = read(fd, head);
-    const script = n >= 2 && head[0] === 0x23 && head[1] === 0x21; // "#!"
-    const elf = n === 4 && ELF.every((b, i) => head[i] === b);
-    if (!script && !elf) throw new InitError(`exec: "${name}": exec format error`, 126);
+    if (!regular(statx(fd, "", AT_EMPTY_PATH))) return;
+    const buf = new Uint8Array(20);
+    const head = buf.subarray(0, read(fd, buf));
+    if (head.length >= 2 && head[0] === 0x23 && head[1] === 0x21) return; // "#!"
+    const ident = native.ident;
+    const elf = head.length === 20 && ident.every((b, i) => i >= 4 || head[i] === b);
+    const type = head[16] | (head[17] << 8);
+    const machine = head[18] | (head[19] << 8);
+    const runs = elf && (type === ET_EXEC || type === ET_DYN) &&
+      native.machines.includes(machine) && [1, 2].includes(head[4]) && head[5] === ident[5];
+    if (!runs) throw new InitError(`exec: "${name}": exec format error`, 126);
   } catch (e) {
     if (e instanceof InitError) throw e; // a read error: the spawn tells
   } finally {
@@ -258,8 +303,8 @@ function refuseUnknownFormat(name: string, path: string): void {
 }
 
 /**
- * What the calling thread had: namespaces, root, cwd (as descriptors), umask, credentials, and
- * the process's ignored signals; `save` also gives the thread its own root, cwd and umask
+ * What the calling thread had: namespaces, root, cwd (as descriptors), umask, credentials, the
+ * process's ignored signals, and what the host's execve runs ({@linkcode nativeFormats}); `save` also gives the thread its own root, cwd and umask
  * (unshare(CLONE_FS): a shared umask would change every thread's, and a thread sharing them may
  * not change mount namespace).
  */
@@ -274,6 +319,7 @@ class SavedThread {
     readonly groups: number[],
     readonly caps: ReturnType<typeof capget>,
     readonly ignored: number[],
+    readonly formats: ReturnType<typeof nativeFormats>,
   ) {}
 
   static save(kinds: readonly string[]): SavedThread {
@@ -305,6 +351,7 @@ class SavedThread {
         ids("Groups"),
         capget(),
         ignored,
+        nativeFormats(),
       );
     } catch (e) {
       for (const fd of fds) close(fd);

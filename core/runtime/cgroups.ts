@@ -185,7 +185,10 @@ export interface CgroupFs {
   kill(pids: readonly number[], members: () => ReadonlySet<number>): void;
   /** Attaches a device filter program for `rules` to the cgroup2 directory `dir`. */
   attachDeviceFilter(dir: string, rules: readonly SpecDeviceCgroup[]): void;
-  /** The thread ids of process `pid` (/proc/PID/task), undefined when it is gone. */
+  /**
+   * The ids of the live threads of process `pid` (/proc/PID/task, zombies left out: a leader
+   * that has exited leaves its cgroup), undefined when it is gone.
+   */
   threads(pid: number): string[] | undefined;
 }
 
@@ -241,7 +244,14 @@ export const realCgroupFs: CgroupFs = {
   attachDeviceFilter,
   threads(pid) {
     try {
-      return [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
+      return [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name).filter((tid) => {
+        try {
+          const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
+          return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3));
+        } catch {
+          return false; // gone meanwhile
+        }
+      });
     } catch {
       return undefined;
     }
@@ -516,22 +526,28 @@ export class Cgroup {
         } catch { /* gone already */ }
       }
     }
-    // Not a process with threads outside the cgroup: a berth engine whose thread is in it for a
-    // moment (a direct start or exec, this process's or another's) puts its pid in a v1
+    // Not a process with a live thread outside the cgroup: a berth engine whose thread is in it
+    // for a moment (a direct start or exec, this process's or another's) puts its pid in a v1
     // cgroup.procs; the container's own processes are wholly inside.
-    const tasks = new Set<string>();
-    for (const d of this.#dirs) {
-      if (d.kind !== "v1") continue;
-      for (const t of (this.#fs.read(`${d.path}/tasks`) ?? "").split("\n")) if (t) tasks.add(t);
-    }
-    const inside = (pid: number) => {
-      if (pid === Deno.pid) return false;
-      if (!tasks.size) return true;
-      const threads = this.#fs.threads(pid);
-      return threads === undefined || threads.every((t) => tasks.has(t));
+    const v1 = this.#dirs.filter((d) => d.kind === "v1");
+    const tasks = () => {
+      const all = new Set<string>();
+      for (const d of v1) {
+        for (const t of (this.#fs.read(`${d.path}/tasks`) ?? "").split("\n")) if (t) all.add(t);
+      }
+      return all;
     };
-    const pids = this.pids().filter(inside);
-    if (pids.length) this.#fs.kill(pids, () => new Set(this.pids().filter(inside)));
+    const inside = (pids: number[]) => {
+      const now = v1.length ? tasks() : new Set<string>();
+      return pids.filter((pid) => {
+        if (pid === Deno.pid) return false;
+        if (!now.size) return true;
+        const threads = this.#fs.threads(pid);
+        return threads === undefined || threads.every((t) => now.has(t));
+      });
+    };
+    const pids = inside(this.pids());
+    if (pids.length) this.#fs.kill(pids, () => new Set(inside(this.pids())));
   }
 
   // rmdir of this cgroup's directories (only those it created); returns those that remain busy.

@@ -316,11 +316,10 @@ async function directSteps(
       initMarks,
     );
   } catch (e) {
+    returnThread(gettid(), layout);
     // a pid namespace whose init has exited refuses new members (fork: ENOMEM)
     if (!processAlive(prepared.targetPid, prepared.targetStartTime)) throw notRunning(target, e);
     throw e;
-  } finally {
-    returnThread(gettid(), layout);
   }
   const { child } = started;
   const { status, kill } = watch(child);
@@ -328,6 +327,7 @@ async function directSteps(
     kill();
     await status;
   });
+  returnThread(gettid(), layout); // a failure kills the process (the step above)
   for (const [k, v] of Object.entries(initMarks)) marks[`init.${k}`] = v;
   step("abort", onAbort(options.signal, kill));
   const output = startIo(child, how.io, how.stdio, inputBytes(options.input), false);

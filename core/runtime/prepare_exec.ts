@@ -122,7 +122,9 @@ export function prepareExec(
   if (!Number.isSafeInteger(pid) || pid <= 0) throw new TypeError(`Invalid pid: ${pid}`);
   const startTime = target.startTime ?? processStartTime(pid);
   if (startTime === undefined || !processAlive(pid, startTime)) throw notRunning(target);
-  if (claimDirect(options.direct, options.cgroupLayout, options.terminal ?? false)) {
+  // (a direct exec's "null" output is a pipe it drains: only while the engine lives)
+  const direct = options.direct && stdio.stdout !== "null" && stdio.stderr !== "null";
+  if (claimDirect(direct, options.cgroupLayout, options.terminal ?? false)) {
     let pidfd: number;
     try {
       pidfd = pidfdOpen(pid);
