@@ -56,12 +56,13 @@ import type { SpecProcess } from "./spec_types.ts";
 import { ContainerStartError } from "./start_error.ts";
 import type { Stdio } from "./_prepare_init.ts";
 
-/** The started command. */
+/**
+ * The started command: this process's child. The calling thread is still in the container's v1
+ * cgroups: the engine moves it back (`returnThread`).
+ */
 export interface DirectStarted {
-  /** The command's process (this process's child). */
+  /** The command's process. */
   child: Deno.ChildProcess;
-  /** The calling thread's id (in the container's v1 cgroups until the engine moves it back). */
-  tid: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -98,7 +99,7 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
       thread.back(child);
     }
     marks.spawned = now();
-    return { child, tid };
+    return { child };
   } catch (e) {
     throw startError(e);
   } finally {
@@ -169,7 +170,7 @@ export function startDirectExec(
   if (req.stdio.stdin === "null") child.stdin.close().catch(() => {});
   if (req.stdio.stdout === "null") child.stdout.pipeTo(new WritableStream()).catch(() => {});
   if (req.stdio.stderr === "null") child.stderr.pipeTo(new WritableStream()).catch(() => {});
-  return { child, tid };
+  return { child };
 }
 
 function startError(e: unknown): ContainerStartError {
