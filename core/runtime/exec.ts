@@ -303,9 +303,10 @@ async function directSteps(
   if (!cgroupProcs || !processAlive(prepared.targetPid, prepared.targetStartTime)) {
     throw notRunning(target);
   }
-  // v1 hierarchies (cgroup2 has no `tasks`: a thread cannot join it alone)
-  const cgroupTasks = cgroupProcs.map((f) => f.replace(/cgroup\.procs$/, "tasks"))
-    .filter((f) => exists(f));
+  // v1 hierarchies only (a thread cannot join a cgroup2 cgroup alone)
+  const v1 = layout.version === "v2" ? [] : layout.hierarchies.map((h) => `${h.mountpoint}/`);
+  const cgroupTasks = cgroupProcs.filter((f) => v1.some((m) => f.startsWith(m)))
+    .map((f) => f.replace(/cgroup\.procs$/, "tasks"));
   step("config");
 
   const initMarks: Record<string, number> = {};
@@ -351,15 +352,6 @@ function checkPreparedExec(
   }
   if (s.stdin !== stdio.stdin || s.stdout !== stdio.stdout || s.stderr !== stdio.stderr) {
     throw new TypeError("The prepared exec's stdio differs from the exec's");
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
