@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { berth, tempDir } from "./_berth.ts";
 import { fixtures } from "./_fixtures.ts";
+import { cgroupDirs } from "./_runtime_helpers.ts";
 
 const fx = await fixtures();
 const BB = "fixture/busybox";
@@ -422,7 +423,10 @@ Deno.test("lifecycle: a foreground container started by berth's own thread outli
   assert.equal(ps.stdout, "fg running\n");
   assert.equal((await berth(root.path, ["rm", "-f", "fg"])).code, 0);
   await until("the container's death", async () => !(await exists(`/proc/${pid}`)));
-  for (const d of rec!.cgroupDirs) assert.equal(await exists(d), false, `cgroup ${d} removed`);
+  // every hierarchy's (also a hybrid host's cgroup2, where the container has none)
+  for (const d of [...rec!.cgroupDirs, ...cgroupDirs(rec!.id)]) {
+    assert.equal(await exists(d), false, `cgroup ${d} removed`);
+  }
   assert.ok(!(await Deno.readTextFile("/proc/self/mountinfo")).includes(rec!.id));
   assert.equal(await exists(`${root.path}/containers/${rec!.id}`), false);
 });

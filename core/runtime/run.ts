@@ -355,17 +355,19 @@ async function directSteps(
     }
   });
 
-  // 3. cgroup (the starting thread joins it too: one more pid until it leaves)
+  // 3. cgroup (the starting thread joins it too: one more pid until it leaves), in the v1
+  // hierarchies only: a hybrid host's cgroup2 cannot take a thread alone, so the container gets
+  // no cgroup there (none to leave behind either; it has no controllers)
   const pidsLimit = spec.linux?.resources?.pids?.limit;
   const limitPids = pidsLimit !== undefined && pidsLimit > 0;
+  const layout = how.layout.version === "v2" ? how.layout : { ...how.layout, unified: undefined };
   const cgroup = spec.linux?.cgroupsPath
-    ? Cgroup.create(spec.linux.cgroupsPath, spec.linux.resources, { layout: how.layout })
+    ? Cgroup.create(spec.linux.cgroupsPath, spec.linux.resources, { layout })
     : undefined;
   step("cgroup", () => cgroup?.remove());
   if (cgroup && limitPids) cgroup.setPidsMax(pidsLimit + 1);
 
   // 4. config
-  const layout = how.layout.version === "v2" ? how.layout : { ...how.layout, unified: undefined };
   const request: DirectRequest = {
     config: {
       bundle: how.bundle,
