@@ -168,7 +168,7 @@ export type StartOptions =
     "stdin" | "stdout" | "stderr" | "input" | "signal" | "forwardSignals" | "timing" | "init"
   >
   & {
-    /** Called once the container's process runs. */
+    /** Called once the container's process runs and is recorded as running. */
     onStart?: (pid: number) => void;
   };
 
@@ -227,7 +227,8 @@ export async function startContainer(
           delete r.state.error;
           r.cgroupDirs = record.cgroupDirs;
         }).catch(() => {});
-        options.onStart?.(pid);
+        // said once recorded: `run -d` returns with the container running in `ps`
+        started.then(() => options.onStart?.(pid));
       },
     });
   } catch (e) {

@@ -41,7 +41,7 @@ export interface RunImageOptions extends
   log?: boolean;
   /** Called once the container exists (its record and directory), before it starts. */
   onCreate?: (id: string) => void | Promise<void>;
-  /** Called once the container's process runs. */
+  /** Called once the container's process runs and is recorded as running. */
   onStart?: (pid: number, id: string) => void;
 }
 
