@@ -316,6 +316,28 @@ export const MSG_TRUNC = 0x20;
 /** setsockopt: the send buffer size, above the system's maximum (CAP_NET_ADMIN). */
 export const SO_SNDBUFFORCE = 32;
 
+// waitid(2), posix_spawn(3)
+/** `waitid(2)`'s `idtype`: a pid. */
+export const P_PID = 1;
+/** `waitid(2)`'s `idtype`: a pidfd (Linux 5.4). */
+export const P_PIDFD = 3;
+/** `waitid(2)`: don't block. */
+export const WNOHANG = 1;
+/** `waitid(2)`: wait for children that ended. */
+export const WEXITED = 4;
+/** siginfo `si_code` of a child: it exited. */
+export const CLD_EXITED = 1;
+/** siginfo `si_code` of a child: a signal killed it. */
+export const CLD_KILLED = 2;
+/** siginfo `si_code` of a child: a signal killed it and it dumped core. */
+export const CLD_DUMPED = 3;
+/** `posix_spawn(3)` flag: set the child's signal mask. */
+export const POSIX_SPAWN_SETSIGMASK = 0x08;
+/** `posix_spawn(3)` flag: set the given signals to their default action in the child. */
+export const POSIX_SPAWN_SETSIGDEF = 0x04;
+/** `posix_spawn(3)` flag (glibc 2.26): the child starts a new session. */
+export const POSIX_SPAWN_SETSID = 0x80;
+
 // poll(2)
 /** Data to read. */
 export const POLLIN = 0x1;

@@ -44,6 +44,13 @@ export function closeRange(first: number, last = 0xffffffff, flags = 0): void {
   call("close_range", first, first, last, flags);
 }
 
+/** `pipe2(2)`: a pipe; returns its read and write ends. */
+export function pipe2(flags = 0): [number, number] {
+  const fds = new Int32Array(2);
+  call("pipe2", flags, addr(fds), flags);
+  return [fds[0], fds[1]];
+}
+
 /** `fcntl(2)` with an integer argument; returns the call's result. */
 export function fcntl(fd: number, cmd: number, arg = 0): number {
   return call("fcntl", fd, fd, cmd, arg);

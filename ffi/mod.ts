@@ -12,5 +12,6 @@ export * from "./mount.ts";
 export * from "./namespaces.ts";
 export * from "./process.ts";
 export * from "./socket.ts";
+export * from "./spawn.ts";
 export * from "./syscall_error.ts";
 export * from "./tty.ts";

@@ -48,6 +48,28 @@ export function pidfdSendSignal(pidfd: number, sig: number): void {
   call("pidfd_send_signal", pidfd, pidfd, sig, 0, 0);
 }
 
+/** How a child ended, from `waitid(2)`'s siginfo. */
+export interface ChildExit {
+  /** The child's pid. */
+  pid: number;
+  /** `CLD_EXITED` (1), `CLD_KILLED` (2) or `CLD_DUMPED` (3). */
+  code: number;
+  /** The exit status (`CLD_EXITED`) or the signal's number. */
+  status: number;
+}
+
+/**
+ * `waitid(2)`: waits for (with `WNOHANG`: checks on) the child `id` names by `idtype` (`P_PID` 1,
+ * `P_PIDFD` 3) for the events in `options` (`WEXITED` 4, ...). `undefined` when `WNOHANG` found
+ * no change.
+ */
+export function waitid(idtype: number, id: number, options: number): ChildExit | undefined {
+  const info = new Int32Array(32); // siginfo_t: 128 bytes
+  call("waitid", id, idtype, id, addr(info), options, 0);
+  // si_signo, si_errno, si_code, (pad), si_pid, si_uid, si_status
+  return info[4] === 0 ? undefined : { pid: info[4], code: info[2], status: info[6] };
+}
+
 /** `setsid(2)`: start a new session; returns its id. */
 export function setsid(): number {
   return call("setsid", undefined);

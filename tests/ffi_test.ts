@@ -313,3 +313,55 @@ Deno.test("socket: errors, SCM_RIGHTS round trip, poll and pollAsync", async () 
     f.close(nul);
   }
 });
+
+Deno.test("spawn: posixSpawn's argv, exact environment, dup2, session and signals; waitid; errors", async () => {
+  const [r, w] = f.pipe2(f.O_CLOEXEC);
+  const pid = f.posixSpawn(
+    "/bin/sh",
+    [
+      "probe-name",
+      "-c",
+      'echo "$0 $A"; /usr/bin/tr "\\0" " " < /proc/$$/environ; echo; /bin/ps -o sid= -p $$; ' +
+      "/bin/grep -E '^(SigBlk|SigIgn)' /proc/self/status; kill -PIPE $$; sleep 1",
+    ],
+    ["A=1", "B=two words"],
+    {
+      flags: f.POSIX_SPAWN_SETSID | f.POSIX_SPAWN_SETSIGMASK | f.POSIX_SPAWN_SETSIGDEF,
+      sigmask: 0n,
+      sigdefault: (1n << 64n) - 1n,
+      dup2: [[w, 1]],
+    },
+  );
+  f.close(w);
+  // SIGPIPE, which Deno ignores, is at its default in the child: `kill -PIPE $$` ends it
+  let exit: f.ChildExit | undefined;
+  for (let i = 0; i < 200 && !exit; i++) {
+    exit = f.waitid(f.P_PID, pid, f.WEXITED | f.WNOHANG);
+    if (!exit) await new Promise((ok) => setTimeout(ok, 10));
+  }
+  assert.deepEqual(exit, { pid, code: f.CLD_KILLED, status: 13 });
+  const out = new Uint8Array(4096);
+  const text = new TextDecoder().decode(out.subarray(0, f.read(r, out)));
+  f.close(r);
+  // argv[0] as given, only the given environment, its own session, nothing blocked or ignored
+  assert.equal(
+    text.replace(/^ +/gm, ""),
+    `probe-name 1\nA=1 B=two words \n${pid}\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n`,
+  );
+  // no other child: ECHILD
+  fails(() => f.waitid(f.P_PID, pid, f.WEXITED | f.WNOHANG), "waitid", "ECHILD");
+  const spawnFails = (path: string, code: string) => {
+    const e = fails(() => f.posixSpawn(path, ["x"], []), "posix_spawn", code);
+    assert.equal(e.arg, path);
+  };
+  spawnFails("/nonexistent/x", "ENOENT");
+  // not executable (no x bit, root or not); a file without "#!" or ELF header: execve's ENOEXEC
+  // (no /bin/sh fallback as with execvp)
+  const d = tmp();
+  Deno.writeTextFileSync(`${d}/plain`, "echo hi\n", { mode: 0o644 });
+  spawnFails(`${d}/plain`, "EACCES");
+  Deno.writeTextFileSync(`${d}/script`, "echo hi\n", { mode: 0o755 });
+  spawnFails(`${d}/script`, "ENOEXEC");
+  Deno.removeSync(d, { recursive: true });
+  fails(() => f.pipe2(-1), "pipe2", "EINVAL");
+});

@@ -372,15 +372,15 @@ Deno.test("lifecycle: exec from berth's own thread gives the process what the in
   const init = await exec({ BERTH_START: "init" });
   assert.equal(direct.code, 0, direct.stderr);
   assert.equal(init.code, 0, init.stderr);
-  const [directCmd, ...directRest] = direct.stdout.split("\n");
-  const [initCmd, ...initRest] = init.stdout.split("\n");
-  // the one visible difference: argv[0] is the resolved path when berth spawns it itself
-  assert.equal(directCmd, `/bin/sh -c ${probe} `);
-  assert.equal(initCmd, `sh -c ${probe} `);
-  // and on a hybrid host the cgroup2 hierarchy (placement only, no controllers): a thread cannot
-  // join it alone, so the process stays in the engine's there (limits and kills are v1's)
+  assert.equal(direct.stdout.split("\n")[0], `sh -c ${probe} `);
+  // the one visible difference: on a hybrid host the cgroup2 hierarchy (placement only, no
+  // controllers): a thread cannot join it alone, so the process stays in the engine's there
+  // (limits and kills are v1's)
   const hybrid = (l: string) => !/^0::/.test(l);
-  assert.deepEqual(directRest.filter(hybrid), initRest.filter(hybrid));
+  assert.deepEqual(
+    direct.stdout.split("\n").filter(hybrid),
+    init.stdout.split("\n").filter(hybrid),
+  );
   assert.match(direct.stdout, /uid=1000\(app\) gid=1000\(app\) groups=50\(staff\),1001\(extra\)/);
   assert.match(direct.stdout, /CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb/);
   assert.match(direct.stdout, /NoNewPrivs:\t1/);
@@ -409,16 +409,12 @@ Deno.test("lifecycle: a foreground container started by berth's own thread outli
     return rec!.state.pid !== undefined;
   });
   const pid = rec!.state.pid!;
-  assert.equal(
-    Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0")[0],
-    "/bin/sleep",
-    "started by the engine's thread, not the init",
-  );
   engine.kill("SIGKILL");
   await engine.status;
   await new Promise((r) => setTimeout(r, 300));
   // as a docker or podman container outlives its CLI: running, and said so
-  assert.ok(await exists(`/proc/${pid}`), "the container runs on");
+  // (through the init process it would die with the engine: its parent-death signal)
+  assert.ok(await exists(`/proc/${pid}`), "the container runs on (started by the engine's thread)");
   const ps = await berth(root.path, ["ps", "--format", "{{.Names}} {{.State}}"]);
   assert.equal(ps.stdout, "fg running\n");
   assert.equal((await berth(root.path, ["rm", "-f", "fg"])).code, 0);

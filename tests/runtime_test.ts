@@ -23,6 +23,7 @@ import {
 import { ContainerStartError } from "../core/runtime/start_error.ts";
 import { ConflictError } from "../core/errors.ts";
 import { awaitExec } from "../core/runtime/_attach.ts";
+import { SpawnedChild } from "../core/runtime/_child.ts";
 
 import { cgroupDirs, exists, newId, rootfsBase } from "./_runtime_helpers.ts";
 
@@ -1085,8 +1086,8 @@ directTest(
       // no "#!" and no ELF header: execve refuses it (glibc's execvp would run it with /bin/sh)
       [["/script"], {}, 126, /"\/script": exec format error/],
       [["true"], { tmpfs: ["/x:mode=notoctal"] }, 125, /mount tmpfs to "\/x"/],
-      // after the change of user: a working directory only root's capabilities could enter
-      [["true"], { user: "1000:1000", capDrop: ["ALL"], workdir: "/secret" }, 126, /denied/],
+      // after the change of user: a command its user may not execute
+      [["/secret/true"], { user: "1000:1000", capDrop: ["ALL"] }, 126, /permission denied/],
     ];
     // an executable of another machine (ENOEXEC, unless binfmt_misc runs it)
     if (!binfmtMisc()) cases.push([["/foreign"], {}, 126, /"\/foreign": exec format error/]);
@@ -1094,14 +1095,27 @@ directTest(
       Deno.writeTextFileSync(`${upper}/script`, "echo hi\n", { mode: 0o755 });
       Deno.writeFileSync(`${upper}/foreign`, foreignElf(), { mode: 0o755 });
       Deno.mkdirSync(`${upper}/secret`, { mode: 0o700 });
+      Deno.writeTextFileSync(`${upper}/secret/true`, "#!/bin/sh\n", { mode: 0o755 });
     };
     for (const [cmd, options, code, message] of cases) {
       const d = await directRun(cmd, options, { setUp });
       assert.equal(d.kind, "direct");
-      assert.equal(d.error?.code, code, JSON.stringify(d.error));
+      assert.equal(d.error?.code, code, `${cmd}: ${JSON.stringify(d)}`);
       assert.match(d.error.message, message);
       assertStateBack(d);
     }
+    // a working directory only root's capabilities can enter: entered before the change of
+    // user, as the init (and runc) do
+    const w = await directRun(
+      ["pwd"],
+      { user: "1000:1000", capDrop: ["ALL"], workdir: "/secret" },
+      {
+        setUp,
+      },
+    );
+    assert.equal(w.code, 0, w.err);
+    assert.equal(w.out, "/secret\n");
+    assertStateBack(w);
     // the init process refuses the same files the same way (the kernel does)
     for (const file of binfmtMisc() ? ["/script"] : ["/script", "/foreign"]) {
       const p = await prepare([file]);
@@ -1142,3 +1156,36 @@ directTest(
     assert.match(d.out, /SigIgn:\t0000000000000000/);
   },
 );
+
+Deno.test("runtime: a posix_spawn'd child: exit status, signals, piped stdio, reaped once", async () => {
+  const spawn = (script: string, piped: boolean) => {
+    const [inR, inW] = ffi.pipe2(ffi.O_CLOEXEC);
+    const [outR, outW] = ffi.pipe2(ffi.O_CLOEXEC);
+    const pid = ffi.posixSpawn("/bin/sh", ["sh", "-c", script], [], {
+      dup2: piped ? [[inR, 0], [outW, 1]] : [],
+    });
+    ffi.close(inR);
+    ffi.close(outW);
+    if (!piped) {
+      ffi.close(inW);
+      ffi.close(outR);
+    }
+    return SpawnedChild.adopt(pid, piped ? { stdin: inW, stdout: outR } : {});
+  };
+  // stdin in, stdout out, the exit status
+  const cat = spawn("/bin/cat; exit 3", true);
+  const w = cat.stdin.getWriter();
+  await w.write(new TextEncoder().encode("through\n"));
+  await w.close();
+  assert.equal(await new Response(cat.stdout).text(), "through\n");
+  assert.deepEqual(await cat.status, { success: false, code: 3, signal: null });
+  assert.throws(() => cat.kill(), /already terminated/);
+  assert.throws(() => cat.stderr, TypeError);
+  // a signal: 128+n with its name, as Deno.ChildProcess reports it
+  const sleeper = spawn("exec /bin/sleep 30", false);
+  sleeper.kill("SIGTERM");
+  assert.deepEqual(await sleeper.status, { success: false, code: 143, signal: "SIGTERM" });
+  assert.equal((await spawn("exit 0", false).status).success, true);
+  // a pid that is not a child of this process cannot be adopted; the error is thrown
+  assert.throws(() => SpawnedChild.adopt(2 ** 22 + 1), ffi.SyscallError);
+});

@@ -8,6 +8,7 @@
 import { POLLIN, SIGNALS } from "../../ffi/constants.ts";
 import { close } from "../../ffi/fs.ts";
 import { pollAsync, recvmsg } from "../../ffi/socket.ts";
+import type { Child } from "./_child.ts";
 import type { Stdio } from "./_prepare_init.ts";
 import type { InitMessage } from "./_init_protocol.ts";
 import { ContainerStartError } from "./start_error.ts";
@@ -69,7 +70,7 @@ export async function pump(
  * before it takes the terminal is dropped.
  */
 export async function startIo(
-  child: Deno.ChildProcess,
+  child: Child,
   io: IoOptions,
   spawned: { stdin: Stdio; stdout: Stdio; stderr: Stdio },
   input: Uint8Array | undefined,
@@ -151,7 +152,7 @@ export interface Watched {
 }
 
 /** Watches `child` (see {@linkcode Watched}). */
-export function watch(child: Deno.ChildProcess): Watched {
+export function watch(child: Child): Watched {
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;

@@ -19,14 +19,10 @@
  * Otherwise, or with `BERTH_START=init` in the environment, containers start through the init
  * process (DESIGN §3). Differences a user can see:
  *
- * - the command's argv[0] is its resolved path (`/bin/sleep`, not `sleep`: Deno spawns with no
- *   argv0 of its own), and a relative command path is made absolute lexically (`..` by name);
+ * - a relative command path is made absolute lexically (`..` by name);
  * - the command (and an `exec`'d process) outlives an engine that exits without its clean-up
  *   (SIGKILL, a crash): no parent-death signal can be set on the child. So does a docker or
  *   podman container outlive its CLI: `ps` shows it running, `rm -f` removes it;
- * - the working directory is entered again by the command as its own user, with its own
- *   capabilities: a directory it cannot enter (e.g. 0700 root, DAC capabilities dropped) fails
- *   (126) where the init, as root, enters it;
  * - on a hybrid host the command stays in the engine's cgroup2 cgroup (no controllers there);
  * - while its credentials are the container's (microseconds), a host process of the container's
  *   uid could signal the engine; a change of user also leaves the engine's dumpable flag at the
@@ -35,8 +31,10 @@
  *   cgroups' (a `taskset` mask berth was started with is lost); an `exec` into a frozen container
  *   would freeze the thread (berth has no `pause`).
  *
- * Supplementary groups rely on Deno's detached spawn ignoring a failed setgroups(0) in the child
- * (`_direct_start.ts`); tests check them.
+ * The command is spawned with glibc's `posix_spawn` (`ffi/spawn.ts`): a vfork-style clone of the
+ * thread that copies no page tables (a fork of the Deno process costs ~10 ms here), keeps the
+ * thread's supplementary groups, sets every signal to its default action in the child only, and
+ * reports execve's own error (ENOEXEC included: glibc's execvp would run such a file with /bin/sh).
  *
  * @module
  */
