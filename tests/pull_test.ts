@@ -554,7 +554,7 @@ Deno.test({
       await pull(store, name);
       // The bottom snapshot stays but its blob goes; the top snapshot goes (its blob stays).
       const image = await store.image(await store.resolve(name));
-      const chain = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+      const chain = Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
       await store.content.delete(image.layers[0].digest);
       await store.snapshots.remove(chain[1]);
       await using proxy = await startFaultProxy(reg.url, [{

@@ -481,7 +481,7 @@ async function inside(specPath: string): Promise<void> {
         outcome.errorClass = e instanceof Error ? e.name : typeof e;
         // Lower layers still count: unpack them one by one to see which committed.
       }
-      const chain = await Snapshotter.chainIDs(sources.map((x) => x.layer.diffID));
+      const chain = Snapshotter.chainIDs(sources.map((x) => x.layer.diffID));
       outcome.snapshots = [];
       for (let i = 0; i < chain.length; i++) {
         const has = await s.has(chain[i]);

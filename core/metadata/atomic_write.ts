@@ -7,7 +7,9 @@
 
 /**
  * Atomically replaces `path` with `data`. With `durable: false` the fsyncs are skipped: a crash of
- * the process still leaves the old or the new content, a power loss may leave the old one.
+ * the process still leaves the old or the new content, a power loss may leave the old one. The
+ * data is small (metadata): it is written with synchronous calls; only the fsyncs wait off the
+ * event loop.
  */
 export async function writeFileAtomic(
   path: string,
@@ -20,19 +22,19 @@ export async function writeFileAtomic(
   const tmp = `${dir}/.${path.slice(slash + 1)}.${crypto.randomUUID()}.tmp`;
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
-    using file = await Deno.open(tmp, {
+    using file = Deno.openSync(tmp, {
       write: true,
       createNew: true,
       mode: options.mode ?? 0o644,
     });
     let written = 0;
-    while (written < bytes.byteLength) written += await file.write(bytes.subarray(written));
+    while (written < bytes.byteLength) written += file.writeSync(bytes.subarray(written));
     if (durable) await file.syncData();
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
-  await Deno.rename(tmp, path);
+  Deno.renameSync(tmp, path);
   if (!durable) return;
   using d = await Deno.open(dir, { read: true });
   await d.sync().catch(() => {});

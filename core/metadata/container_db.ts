@@ -103,7 +103,8 @@ export class ContainerDb {
         `Invalid container name "${record.name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`,
       );
     }
-    await Deno.mkdir(`${this.dir}/names`, { recursive: true });
+    // small metadata calls are synchronous here: the run path makes several (see lock.ts)
+    Deno.mkdirSync(`${this.dir}/names`, { recursive: true });
     const nameFile = `${this.dir}/names/${record.name}`;
     try {
       // sync: a few bytes, and Deno's async writeTextFile costs ~8 ms at its first use
@@ -111,7 +112,7 @@ export class ContainerDb {
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
       const owner = await Deno.readTextFile(nameFile).catch(() => "");
-      if (await this.#exists(owner)) {
+      if (this.#exists(owner)) {
         throw new ConflictError(
           `Conflict. The container name "/${record.name}" is already in use by container ` +
             `"${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
@@ -125,7 +126,7 @@ export class ContainerDb {
       }
     }
     try {
-      await Deno.mkdir(this.path(record.id), { mode: 0o700 });
+      Deno.mkdirSync(this.path(record.id), { mode: 0o700 });
       await this.write(record);
     } catch (e) {
       await Deno.remove(`${this.dir}/names/${record.name}`).catch(() => {});
@@ -157,10 +158,11 @@ export class ContainerDb {
   }
 
   /** Reads one record by full id. */
+  // deno-lint-ignore require-await -- a small synchronous read; the API stays a Promise
   async read(id: string): Promise<ContainerRecord> {
     let text: string;
     try {
-      text = await Deno.readTextFile(`${this.path(id)}/container.json`);
+      text = Deno.readTextFileSync(`${this.path(id)}/container.json`);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) throw new NotFoundError(`No such container: ${id}`);
       throw e;
@@ -176,7 +178,7 @@ export class ContainerDb {
   async list(): Promise<ContainerRecord[]> {
     const out: ContainerRecord[] = [];
     try {
-      for await (const e of Deno.readDir(this.dir)) {
+      for (const e of Deno.readDirSync(this.dir)) {
         if (!e.isDirectory || !ID_RE.test(e.name)) continue;
         const r = await this.read(e.name).catch(() => undefined);
         if (r) out.push(r);
@@ -189,7 +191,10 @@ export class ContainerDb {
 
   /** Finds a container by name, full id or unique id prefix. */
   async resolve(input: string): Promise<ContainerRecord> {
-    const byName = await Deno.readTextFile(`${this.dir}/names/${input}`).catch(() => undefined);
+    let byName: string | undefined;
+    try {
+      byName = Deno.readTextFileSync(`${this.dir}/names/${input}`);
+    } catch { /* not a name */ }
     if (byName && ID_RE.test(byName)) return await this.read(byName);
     if (/^[0-9a-f]{1,64}$/.test(input)) {
       const hits = (await this.list()).filter((c) => c.id.startsWith(input));
@@ -208,11 +213,14 @@ export class ContainerDb {
    */
   async remove(record: ContainerRecord): Promise<void> {
     const nameFile = `${this.dir}/names/${record.name}`;
-    const owner = await Deno.readTextFile(nameFile).catch(() => "");
-    if (owner === record.id) await Deno.remove(nameFile).catch(() => {});
+    let owner = "";
+    try {
+      owner = Deno.readTextFileSync(nameFile);
+      if (owner === record.id) Deno.removeSync(nameFile);
+    } catch { /* gone already */ }
     const trash = `${this.dir}/.trash-${crypto.randomUUID()}`;
     try {
-      await Deno.rename(this.path(record.id), trash);
+      Deno.renameSync(this.path(record.id), trash);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;
       throw e;
@@ -228,7 +236,7 @@ export class ContainerDb {
   async sweep(): Promise<void> {
     let entries: Deno.DirEntry[];
     try {
-      entries = await Array.fromAsync(Deno.readDir(this.dir));
+      entries = [...Deno.readDirSync(this.dir)];
     } catch {
       return;
     }
@@ -236,7 +244,7 @@ export class ContainerDb {
       const path = `${this.dir}/${e.name}`;
       if (e.name.startsWith(".trash-")) {
         await Deno.remove(path, { recursive: true }).catch(() => {});
-      } else if (e.isDirectory && ID_RE.test(e.name) && !(await this.#exists(e.name))) {
+      } else if (e.isDirectory && ID_RE.test(e.name) && !this.#exists(e.name)) {
         const st = await Deno.stat(path).catch(() => undefined);
         if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
           await Deno.remove(path, { recursive: true }).catch(() => {});
@@ -246,8 +254,13 @@ export class ContainerDb {
   }
 
   /** True when container `id` has a record. */
-  async #exists(id: string): Promise<boolean> {
+  #exists(id: string): boolean {
     if (!ID_RE.test(id)) return false;
-    return await Deno.stat(`${this.path(id)}/container.json`).then(() => true, () => false);
+    try {
+      Deno.statSync(`${this.path(id)}/container.json`);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }

@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { sha256Hex } from "./_sha256.ts";
 import { type Digest, digestHex, isDigest } from "../digest.ts";
 import type { Layer } from "../image/image.ts";
 import { inheritParentAttrs } from "./_parents.ts";
@@ -94,9 +95,9 @@ export class Snapshotter {
 
   /** Creates the directories and removes the temporary ones crashed processes left. */
   async init(): Promise<void> {
-    await Deno.mkdir(this.#tmp, { recursive: true, mode: 0o700 });
-    const entries: Deno.DirEntry[] = [];
-    for await (const e of Deno.readDir(this.#tmp)) entries.push(e);
+    // synchronous: every command opens the store, and leftovers are rare
+    Deno.mkdirSync(this.#tmp, { recursive: true, mode: 0o700 });
+    const entries = [...Deno.readDirSync(this.#tmp)];
     const names = new Set(entries.map((e) => e.name));
     for (const e of entries) {
       const path = `${this.#tmp}/${e.name}`;
@@ -117,18 +118,17 @@ export class Snapshotter {
   }
 
   /**
-   * ChainIDs of a stack of diffIDs, bottom first (OCI image spec). WebCrypto, not `node:crypto`:
-   * the run path must not pay for loading Node's compatibility layer.
+   * ChainIDs of a stack of diffIDs, bottom first (OCI image spec), hashed synchronously
+   * (`_sha256.ts`: neither WebCrypto's first call nor `node:crypto`'s loading on the run path).
    */
-  static async chainIDs(diffIDs: readonly Digest[]): Promise<Digest[]> {
+  static chainIDs(diffIDs: readonly Digest[]): Digest[] {
     const out: Digest[] = [];
     for (const diffID of diffIDs) {
       if (!isDigest(diffID)) throw new TypeError(`Invalid diffID ${JSON.stringify(diffID)}`);
       if (out.length === 0) out.push(diffID);
       else {
         const data = new TextEncoder().encode(`${out[out.length - 1]} ${diffID}`);
-        const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-        out.push(`sha256:${Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("")}`);
+        out.push(`sha256:${sha256Hex(data)}`);
       }
     }
     return out;
@@ -145,10 +145,11 @@ export class Snapshotter {
   }
 
   /** The snapshot's metadata, or undefined when it does not exist. */
+  // deno-lint-ignore require-await -- a small synchronous read; the API stays a Promise
   async info(chainID: Digest): Promise<SnapshotInfo | undefined> {
     let text: string;
     try {
-      text = await Deno.readTextFile(`${this.dir}/${digestHex(chainID)}/meta.json`);
+      text = Deno.readTextFileSync(`${this.dir}/${digestHex(chainID)}/meta.json`);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return undefined;
       throw e;
@@ -171,7 +172,7 @@ export class Snapshotter {
     if (!Number.isInteger(limit) || limit < 1) {
       throw new RangeError(`concurrency must be a positive integer, got ${limit}`);
     }
-    const chain = await Snapshotter.chainIDs(layers.map((l) => l.layer.diffID));
+    const chain = Snapshotter.chainIDs(layers.map((l) => l.layer.diffID));
     const sizes = new Map<Digest, number>();
     /** Chain positions to unpack. */
     const todo: number[] = [];

@@ -44,9 +44,12 @@ export interface CreateContainerOptions extends Omit<RunOptions, "id" | "bundleD
 }
 
 /** True when the kernel offers overlayfs. */
-async function overlayAvailable(): Promise<boolean> {
+function overlayAvailable(): boolean {
   if (Deno.env.get("BERTH_STORAGE_DRIVER") === "vfs") return false;
-  const fs = await Deno.readTextFile("/proc/filesystems").catch(() => "");
+  let fs = "";
+  try {
+    fs = Deno.readTextFileSync("/proc/filesystems");
+  } catch { /* no procfs: no overlay known */ }
   return /\boverlay\b/.test(fs);
 }
 
@@ -75,12 +78,12 @@ export async function createContainer(
   if (!(await store.content.has(image.manifestDigest))) {
     throw new NotFoundError(`No such image: ${options.imageName}`);
   }
-  const snapshots = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+  const snapshots = Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
   const layerSources = image.layers.map((layer) => ({
     layer,
     open: () => store.content.read(layer.digest),
   }));
-  const flatten = options.flatten || !(await overlayAvailable());
+  const flatten = options.flatten || !overlayAvailable();
   if (!flatten) {
     // Normally a no-op: load and pull unpack. Images stored before, or pruned snapshots, unpack now.
     await store.snapshots.unpack(layerSources, { what });
@@ -125,8 +128,8 @@ export async function createContainer(
       lowerdirs = `${dir}/rootfs-copy`;
     } else {
       lowerdirs = snapshots.map((c) => store.snapshots.path(c)).reverse();
-      await Deno.mkdir(`${dir}/upper`);
-      await Deno.mkdir(`${dir}/work`);
+      Deno.mkdirSync(`${dir}/upper`);
+      Deno.mkdirSync(`${dir}/work`);
     }
     const spec = createSpec(image.config, {
       ...options,
@@ -157,8 +160,9 @@ export function containerRootfs(store: Store, record: ContainerRecord): RootfsSo
 }
 
 /** The container's runtime spec, as created. */
+// deno-lint-ignore require-await -- a small synchronous read; the API stays a Promise
 export async function readSpec(store: Store, record: ContainerRecord): Promise<RuntimeSpec> {
-  return JSON.parse(await Deno.readTextFile(`${store.containers.path(record.id)}/config.json`));
+  return JSON.parse(Deno.readTextFileSync(`${store.containers.path(record.id)}/config.json`));
 }
 
 /** How to connect one run of a container. */

@@ -848,7 +848,7 @@ async function fetchLayers(
   // A layer whose snapshot exists is not unpacked, so the unpacker would not see its download
   // fail: every layer it reads also waits for those downloads before it ends, so that a pull
   // whose download fails commits no snapshot.
-  const chain = await Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
+  const chain = Snapshotter.chainIDs(image.layers.map((l) => l.diffID));
   const unread: Promise<StagedBlob>[] = [];
   for (const [i, layer] of image.layers.entries()) {
     const job = byDigest.get(layer.digest)!;

@@ -238,8 +238,9 @@ export class Store {
   static async open(options: StoreOptions = {}): Promise<Store> {
     const root = options.root ?? Deno.env.get("BERTH_ROOT") ?? DEFAULT_ROOT;
     if (root === "") throw new TypeError("Store root must not be empty");
-    await Deno.mkdir(root, { recursive: true, mode: 0o700 });
-    const store = new Store(await Deno.realPath(root));
+    // small synchronous calls: every command opens the store
+    Deno.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const store = new Store(Deno.realPathSync(root));
     await store.content.init();
     await store.snapshots.init();
     await store.containers.sweep();
@@ -853,7 +854,7 @@ export class Store {
     for (const record of data.images) {
       const image = await this.#readLive(record);
       if (image) {
-        for (const c of await Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
+        for (const c of Snapshotter.chainIDs(image.config.rootfs.diff_ids)) liveChains.add(c);
       }
     }
     for (const c of await this.containers.list()) for (const s of c.snapshots) liveChains.add(s);
@@ -982,7 +983,7 @@ function boundedExpansion(
 
 /** Temp files of atomic writes a crash left in the store root (older than a minute). */
 async function sweepTempFiles(root: string): Promise<void> {
-  for await (const e of Deno.readDir(root)) {
+  for (const e of Deno.readDirSync(root)) {
     if (!e.isFile || !e.name.startsWith(".") || !e.name.endsWith(".tmp")) continue;
     const st = await Deno.stat(`${root}/${e.name}`).catch(() => undefined);
     if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
