@@ -74,9 +74,11 @@ export const command: Command = {
       await discardExec(init).catch(() => {});
       throw e;
     }
+    const timing = Deno.env.get("BERTH_TIMING") !== undefined;
     const result = await container.exec({
       command: cmd,
       init,
+      ...(timing ? { timing } : {}),
       ...(flags.env ? { env: flags.env as string[] } : {}),
       ...(envFile ? { envFile } : {}),
       ...(flags.user !== undefined ? { user: flags.user as string } : {}),
@@ -88,6 +90,11 @@ export const command: Command = {
       stdout: "inherit",
       stderr: "inherit",
     });
+    if (timing) {
+      ctx.err(
+        `timing: ${JSON.stringify(result.timing)}; done at ${performance.now().toFixed(1)} ms\n`,
+      );
+    }
     return result.exitCode;
   },
 };

@@ -8,6 +8,7 @@ import type { Digest } from "../digest.ts";
 import { ConflictError, InvalidInputError, NotFoundError } from "../errors.ts";
 import { writeFileAtomic } from "./atomic_write.ts";
 import { acquireLock } from "../lock.ts";
+import type { RuntimeSpec } from "../runtime/spec_types.ts";
 
 /** Where a container is in its life. */
 export type ContainerStatus = "created" | "running" | "restarting" | "exited";
@@ -155,6 +156,11 @@ export class ContainerDb {
     fn(record);
     await this.write(record);
     return record;
+  }
+
+  /** The container's runtime spec (its `config.json`), as created. */
+  readSpec(id: string): RuntimeSpec {
+    return JSON.parse(Deno.readTextFileSync(`${this.path(id)}/config.json`));
   }
 
   /** Reads one record by full id. */

@@ -8,11 +8,12 @@ import type { Store } from "./store.ts";
 import type { ContainerRecord } from "../metadata/container_db.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { SIGNALS } from "../../ffi/constants.ts";
-import { processAlive, readSpec } from "./containers.ts";
+import { processAlive as isAlive } from "../runtime/process_info.ts";
 import { ContainerStartError } from "../runtime/start_error.ts";
 import type { ExecProcessOptions } from "../runtime/exec_spec.ts";
 import type { ExecInContainerOptions } from "../runtime/exec.ts";
 import type { ContainerResult } from "../runtime/run.ts";
+import type { RuntimeSpec } from "../runtime/spec_types.ts";
 import type { ContainerInspect } from "./inspect_container.ts";
 import { type LogEntry, logPath, readLogs, type ReadLogsOptions } from "./container_logs.ts";
 // exec, the supervisor and inspect are loaded when used: `run` needs none of them
@@ -274,7 +275,7 @@ export class Container {
     const { stdin, stdout, stderr, input, signal, forwardSignals, timing, init, ...flags } =
       options;
     try {
-      const spec = await readSpec(this.#store, this.#record);
+      const spec = this.#store.containers.readSpec(this.id);
       const [{ execProcess }, { execInContainer }] = await Promise.all([
         import("../runtime/exec_spec.ts"),
         import("../runtime/exec.ts"),
@@ -296,7 +297,10 @@ export class Container {
   /** docker's `container inspect` shape. */
   async inspect(): Promise<ContainerInspect> {
     await this.refresh();
-    const spec = await readSpec(this.#store, this.#record).catch(() => undefined);
+    let spec: RuntimeSpec | undefined;
+    try {
+      spec = this.#store.containers.readSpec(this.id);
+    } catch { /* a container whose bundle is gone is still inspected */ }
     const dir = this.#store.containers.path(this.id);
     const { inspectContainer } = await import("./inspect_container.ts");
     return inspectContainer(this.#record, spec, {
@@ -339,4 +343,8 @@ async function removeCgroups(dirs: readonly string[]): Promise<void> {
       }
     }
   }
+}
+
+function processAlive(pid: number | undefined, start: string | undefined): boolean {
+  return pid !== undefined && start !== undefined && isAlive(pid, start);
 }

@@ -19,7 +19,7 @@ import {
 } from "../runtime/run.ts";
 import type { RootfsSource } from "../runtime/_init_protocol.ts";
 import { detectCgroupLayout } from "../runtime/cgroups.ts";
-import { processAlive as isAlive, processStartTime } from "../runtime/process_info.ts";
+import { processStartTime } from "../runtime/process_info.ts";
 import type { Image } from "../image/image.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 
@@ -159,12 +159,6 @@ export function containerRootfs(store: Store, record: ContainerRecord): RootfsSo
   };
 }
 
-/** The container's runtime spec, as created. */
-// deno-lint-ignore require-await -- a small synchronous read; the API stays a Promise
-export async function readSpec(store: Store, record: ContainerRecord): Promise<RuntimeSpec> {
-  return JSON.parse(Deno.readTextFileSync(`${store.containers.path(record.id)}/config.json`));
-}
-
 /** How to connect one run of a container. */
 export type StartOptions =
   & Pick<
@@ -189,7 +183,7 @@ export async function startContainer(
   const { stdin, stdout, stderr, input, signal, forwardSignals, timing, init } = options;
   let spec: RuntimeSpec;
   try {
-    spec = await readSpec(store, record);
+    spec = store.containers.readSpec(record.id);
   } catch (e) {
     if (init) await discardInit(init);
     throw e;
@@ -276,9 +270,6 @@ export async function startContainer(
 }
 
 /** True when `pid` runs and is the process that had start time `start` (not a reused pid). */
-export function processAlive(pid: number | undefined, start: string | undefined): boolean {
-  return pid !== undefined && start !== undefined && isAlive(pid, start);
-}
 
 /** The absolute cgroup directories of a running process (read from /proc/<pid>/cgroup). */
 function cgroupDirsOf(pid: number): string[] {

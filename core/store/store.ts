@@ -30,8 +30,8 @@ import { familiarString, formatReference, parseReference } from "../reference.ts
 import { resolveImage } from "./resolve.ts";
 import { Snapshotter } from "../snapshot/snapshotter.ts";
 import { ContainerDb } from "../metadata/container_db.ts";
-import { runImage, type RunImageOptions, type RunResult } from "./run_image.ts";
-import { createContainer, type CreateContainerOptions } from "./containers.ts";
+import type { RunImageOptions, RunResult } from "./run_image.ts";
+import type { CreateContainerOptions } from "./containers.ts";
 import { Container } from "./container.ts";
 import { dirSize } from "./dir_size.ts";
 import type { PulledImage, PullOptions } from "./pull.ts";
@@ -497,6 +497,8 @@ export class Store {
       if (options.init) await discardInit(options.init);
       throw e;
     }
+    // loaded here: the lifecycle commands (exec, ps, ...) open the store without the run path
+    const { runImage } = await import("./run_image.ts");
     return await runImage(this, image, { ...options, imageName: name });
   }
 
@@ -533,6 +535,7 @@ export class Store {
    */
   async create(name: string, options: CreateContainerOptions = {}): Promise<Container> {
     const image = await this.image(await this.resolve(name));
+    const { createContainer } = await import("./containers.ts");
     const record = await createContainer(this, image, { ...options, imageName: name });
     return new Container(this, record);
   }
