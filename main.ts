@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { setEntry } from "./core/self.ts";
+
+setEntry(import.meta.url); // berth re-runs this module (or its bundle) for the modes below
 if (Deno.args[0] === "__init") {
   const { init } = await import("./core/runtime/init.ts");
   await init(Deno.args.slice(1));

@@ -7,6 +7,8 @@
  *   container started by `berth run -d` (only once `core/cli/exec.ts` exists); the command
  *   spawned by the CLI's own thread (the direct start, `core/runtime/_direct.ts`), and again with
  *   `BERTH_START=init` (through the exec init, a second Deno start);
+ * - berth, bundled: the same CLI exec from `deno task bundle`'s output (`dist/js/main.js`, built
+ *   untimed at the start), the JavaScript `deno task compile` puts in the executable;
  * - berth, the engine as a fresh process: `deno run -A --no-lock engine.ts`, a script that spawns
  *   the exec's init first thing (`prepareExec`, with only `core/runtime/exec.ts` loaded), then
  *   reads the container's config.json, makes the process (`execProcess`) and calls
@@ -42,6 +44,7 @@ import { formatTable, machineLine, median, min } from "./_bench_util.ts";
 /** A row of the benchmark. */
 export type ExecTool =
   | "berth-cli"
+  | "berth-cli-bundle"
   | "berth-cli-init"
   | "berth-process"
   | "berth-inproc"
@@ -97,6 +100,11 @@ const LABELS: Record<ExecTool, [string, string]> = {
     "`deno run -A main.ts --root R exec C true`, a fresh process: the command spawned by " +
     "berth's own thread (the direct start)",
   ],
+  "berth-cli-bundle": [
+    "berth exec, bundled JS",
+    "the same from `deno task bundle`'s output (`deno run -A dist/js/main.js …`): plain, " +
+    "pre-transpiled JavaScript in few modules, what `deno task compile` builds the executable from",
+  ],
   "berth-cli-init": [
     "berth exec, init process",
     "the same with BERTH_START=init: through `berth __init`, a second Deno start",
@@ -123,6 +131,7 @@ const LABELS: Record<ExecTool, [string, string]> = {
 
 const ORDER: ExecTool[] = [
   "berth-cli",
+  "berth-cli-bundle",
   "berth-cli-init",
   "berth-process",
   "berth-inproc",
@@ -313,6 +322,8 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
         ),
       )).join(", ");
 
+    const { bundle: buildBundle } = await import("./bundle.ts");
+    const bundled = wanted.has("berth-cli-bundle") ? await buildBundle(`${dir}/js`) : "";
     // berth: a store with the image loaded, unpacked for the runtime's container
     const store = `${dir}/berth`;
     const loaded = await exec([deno, "run", "-A", MAIN, "--root", store, "load", "-i", archive], {
@@ -449,6 +460,13 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
       switch (tool) {
         case "berth-cli":
           return (await exec([...berthArgv, "exec", "bench", "true"], { cwd: ROOT })).ms;
+        case "berth-cli-bundle":
+          return (await exec(
+            [deno, "run", "-A", bundled, "--root", store, "exec", "bench", "true"],
+            {
+              cwd: ROOT,
+            },
+          )).ms;
         case "berth-cli-init":
           return (await exec([...berthArgv, "exec", "bench", "true"], {
             cwd: ROOT,
@@ -603,12 +621,14 @@ async function printResult(
     );
   }
   for (const s of r.skipped) console.log(`  skipped ${s}`);
-  const headline = (["berth-cli", "berth-process"] as const).find((t) => r.ratios[t] !== undefined);
-  if (headline && peer) {
+  const headlines = (["berth-cli", "berth-cli-bundle", "berth-process"] as const)
+    .filter((t) => r.ratios[t] !== undefined).slice(0, 2);
+  for (const [i, headline] of headlines.entries()) {
+    if (!peer) break;
     const x = r.ratios[headline]!;
     console.log(
-      `\n${LABELS[headline][0]} ÷ ${LABELS[peer.tool][0]} (the fastest peer) ${x.toFixed(2)} ` +
-        `(goal ≤ 0.50: ${x <= 0.5 ? "met" : "not met"})`,
+      `${i ? "" : "\n"}${LABELS[headline][0]} ÷ ${LABELS[peer.tool][0]} (the fastest peer) ` +
+        `${x.toFixed(2)} (goal ≤ 0.50: ${x <= 0.5 ? "met" : "not met"})`,
     );
   }
   if (Object.keys(r.breakdown).length) {

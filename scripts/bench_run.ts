@@ -5,6 +5,9 @@
  * - berth: `deno run -A main.ts --root R run --rm fixture/busybox true`, a fresh process each run
  *   (the CLI as a user runs it), after an untimed `berth load -i` into the temp store R; run with
  *   `BERTH_TIMING=1`, whose `timing:` lines on stderr give the per-phase breakdown;
+ * - berth, bundled: the same from `deno task bundle`'s output (`dist/js/main.js`, built untimed at
+ *   the start): the JavaScript `deno task compile` puts in the executable, pre-transpiled and in
+ *   few modules;
  * - podman: `podman run --rm --network none --ulimit nofile=H:H --ulimit nproc=N:N
  *   docker.io/fixture/busybox:latest true` in a throw-away podman (`tests/_podman.ts`, overlay
  *   driver, runtime runc, cgroupfs; H is the hard nofile limit, N the hard nproc limit capped at H:
@@ -42,6 +45,7 @@ import type { PreparedInit } from "../core/runtime/prepare_init.ts";
 /** A row of the benchmark. */
 export type BenchTool =
   | "berth"
+  | "berth-bundle"
   | "berth-init"
   | "podman"
   | "runc"
@@ -105,6 +109,12 @@ const LABELS: Record<BenchTool, [string, string]> = {
     "`deno run -A main.ts --root R run --rm fixture/busybox true` (BERTH_TIMING=1), a new process: " +
     "the command spawned by berth's own thread (the direct start)",
   ],
+  "berth-bundle": [
+    "berth run --rm, bundled JS",
+    "the same from `deno task bundle`'s output (`deno run -A dist/js/main.js …`): the CLI as " +
+    "plain, pre-transpiled JavaScript in few modules, what `deno task compile` builds the " +
+    "executable from",
+  ],
   "berth-init": [
     "berth run --rm, init process",
     "the same with BERTH_START=init: through `berth __init`, a second Deno start",
@@ -138,7 +148,15 @@ const LABELS: Record<BenchTool, [string, string]> = {
   ],
 };
 
-const HEADLINE: BenchTool[] = ["berth", "berth-init", "podman", "runc", "crun", "deno-empty"];
+const HEADLINE: BenchTool[] = [
+  "berth",
+  "berth-bundle",
+  "berth-init",
+  "podman",
+  "runc",
+  "crun",
+  "deno-empty",
+];
 const SECONDARY: BenchTool[] = [
   "berth-version",
   "runtime-process",
@@ -422,6 +440,8 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
       `${bundle}/rootfs`,
     ]);
     Deno.writeTextFileSync(`${dir}/empty.ts`, "");
+    const { bundle: buildBundle } = await import("./bundle.ts");
+    const bundled = has("berth-bundle") ? await buildBundle(`${dir}/js`) : "";
 
     // runc's (or crun's) default spec, adjusted
     const specTool = ["runc", "crun"].find((t) => which(t));
@@ -486,6 +506,12 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
             }
             return r;
           }
+          case "berth-bundle":
+            // from the repository, as main.ts: deno.json's settings apply to both
+            return await exec(
+              [deno, "run", "-A", bundled, "--root", store, "run", "--rm", BERTH_IMAGE, "true"],
+              { cwd: ROOT },
+            );
           case "podman": {
             const w = await exec(podmanWrapper, { env: podman!.env, clearEnv: true });
             const r = await exec(podmanRun, { env: podman!.env, clearEnv: true });
@@ -675,10 +701,11 @@ async function printResult(
     );
   }
   for (const s of skipped) console.log(`  skipped ${s}`);
-  const vsPodman = r.ratiosToPodman.berth;
-  if (vsPodman !== undefined) {
+  for (const t of ["berth", "berth-bundle"] as const) {
+    const vsPodman = r.ratiosToPodman[t];
+    if (vsPodman === undefined) continue;
     console.log(
-      `\nberth ÷ podman ${vsPodman.toFixed(2)} (goal ≤ 0.33: ${
+      `${t === "berth" ? "\n" : ""}${LABELS[t][0]} ÷ podman ${vsPodman.toFixed(2)} (goal ≤ 0.33: ${
         vsPodman <= 1 / 3 ? "met" : "not met"
       })`,
     );

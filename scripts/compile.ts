@@ -1,7 +1,8 @@
 /**
- * Builds the single executable `dist/berth` with `deno compile`. `deno compile` downloads its
- * runtime stub (denort) unless `DENORT_BIN` names a local one; where the download is not possible
- * (as on machines without access to dl.deno.land), set `DENORT_BIN=/path/to/denort`.
+ * Builds the single executable `dist/berth` with `deno compile`, from the CLI's bundle
+ * (`dist/js/main.js`, see `bundle.ts`). `deno compile` downloads its runtime stub (denort) unless
+ * `DENORT_BIN` names a local one; where the download is not possible (as on machines without
+ * access to dl.deno.land), set `DENORT_BIN=/path/to/denort`.
  *
  * Usage: deno task compile [--target TRIPLE] [--output PATH]
  *
@@ -24,6 +25,9 @@ if (denort) {
   console.error(`Using the local runtime stub DENORT_BIN=${denort}`);
 }
 const root = new URL("..", import.meta.url).pathname;
+// the executable runs the bundle (scripts/bundle.ts): the JavaScript the benchmarks measure
+const { bundle } = await import("./bundle.ts");
+const entry = await bundle();
 const cmd = new Deno.Command(Deno.execPath(), {
   args: [
     "compile",
@@ -32,7 +36,7 @@ const cmd = new Deno.Command(Deno.execPath(), {
     "--output",
     output,
     ...(target ? ["--target", target] : []),
-    `${root}main.ts`,
+    entry,
   ],
   cwd: root,
   stdout: "inherit",

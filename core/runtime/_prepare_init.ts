@@ -26,6 +26,7 @@ import { processStartTime } from "./process_info.ts";
 import type { SpecNamespace } from "./spec_types.ts";
 import { type CgroupLayout, detectCgroupLayout } from "./cgroups.ts";
 import { directStartRefusal } from "./_direct.ts";
+import { selfCommand } from "../self.ts";
 
 /** How a stream of the container is connected. */
 export type Stdio = "inherit" | "piped" | "null";
@@ -54,13 +55,10 @@ export function initCommand(): { command: string; args: string[]; env: Record<st
     const v = Deno.env.get(k);
     if (v !== undefined) env[k] = v;
   }
-  if (Deno.build.standalone) return { command: Deno.execPath(), args: ["__init"], env };
-  const main = new URL("../../main.ts", import.meta.url).pathname;
   // the init's graph needs neither the config's import map nor the lock file: skipping both
-  // saves ~3 ms of every start
+  // saves ~3 ms of every start; nor the modules of the other modes main.ts can import
   return {
-    command: Deno.execPath(),
-    args: ["run", "-A", "--no-lock", "--no-config", main, "__init"],
+    ...selfCommand("__init", ["--no-lock", "--no-config", "--unstable-lazy-dynamic-imports"]),
     env,
   };
 }

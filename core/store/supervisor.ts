@@ -16,6 +16,7 @@ import { processAlive, processStartTime } from "../runtime/process_info.ts";
 import { logPath, LogWriter } from "./container_logs.ts";
 import { close, dup3, openat } from "../../ffi/fs.ts";
 import { setsid } from "../../ffi/process.ts";
+import { selfCommand } from "../self.ts";
 import { AT_FDCWD, O_APPEND, O_CLOEXEC, O_CREAT, O_WRONLY } from "../../ffi/constants.ts";
 
 /**
@@ -26,13 +27,6 @@ type Hello = { started: true; pid: number } | { error: string; code: number } | 
   running: true;
 };
 
-/** The command line that runs berth itself in `mode` (compiled, or under `deno run`). */
-export function selfCommand(mode: string): { command: string; args: string[] } {
-  if (Deno.build.standalone) return { command: Deno.execPath(), args: [mode] };
-  const main = new URL("../../main.ts", import.meta.url).pathname;
-  return { command: Deno.execPath(), args: ["run", "-A", "--quiet", main, mode] };
-}
-
 /**
  * Starts the supervisor of the created (or exited) container `record` and waits until the
  * container runs (resolving with its host pid) or could not start (throwing
@@ -42,7 +36,10 @@ export async function spawnSupervisor(
   store: Store,
   record: ContainerRecord,
 ): Promise<number | undefined> {
-  const { command, args } = selfCommand("__monitor");
+  const { command, args } = selfCommand("__monitor", [
+    "--quiet",
+    "--unstable-lazy-dynamic-imports",
+  ]);
   const child = new Deno.Command(command, {
     args: [...args, store.root, record.id],
     stdin: "null",
