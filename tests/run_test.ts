@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { berth, type BerthResult, tempDir } from "./_berth.ts";
 import { fixtures, IMAGE_FACTS } from "./_fixtures.ts";
 import { cgroupDirs } from "./_runtime_helpers.ts";
+import { Snapshotter } from "../core/snapshot/snapshotter.ts";
+import type { Digest } from "../core/digest.ts";
 
 const fx = await fixtures();
 const BB = "fixture/busybox";
@@ -453,4 +455,27 @@ Deno.test("run: berth's own thread starts the command where it can; BERTH_START=
   assert.equal(pids.code, 0, pids.stderr);
   assert.notEqual(timing(pids.stderr)?.directSpawn ?? null, null, pids.stderr);
   assert.equal(pids.stdout, "20\n");
+});
+
+Deno.test("run: the image's users and groups are read once per snapshot stack and kept beside it", async () => {
+  await using root = await store();
+  const id = async () => {
+    const r = await run(root.path, ["--rm", "-u", "app", BB, "id"]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout;
+  };
+  const expected = "uid=1000(app) gid=1000(app) groups=50(staff),1001(extra)\n";
+  assert.equal(await id(), expected);
+  const layers: string[] = JSON.parse((await berth(root.path, ["image", "inspect", BB])).stdout)[0]
+    .RootFS.Layers;
+  const top = Snapshotter.chainIDs(layers as Digest[]).at(-1)!;
+  const kept = `${root.path}/snapshots/${top.slice(7)}/user-files.json`;
+  assert.match(JSON.parse(Deno.readTextFileSync(kept)).passwd, /^app:x:1000:1000:/m);
+  // what is kept is what the next container gets (the layers are not walked again) ...
+  Deno.writeTextFileSync(kept, JSON.stringify({ passwd: "app:x:1234:1234::/:/bin/sh\n" }));
+  assert.equal(await id(), "uid=1234 gid=1234\n");
+  // ... unless it is not readable as kept: then the layers are read again, and it is rewritten
+  Deno.writeTextFileSync(kept, "{not json");
+  assert.equal(await id(), expected);
+  assert.match(JSON.parse(Deno.readTextFileSync(kept)).group, /^extra:x:1001:app$/m);
 });

@@ -23,6 +23,25 @@ import { normalizePath } from "./_path.ts";
 
 export { parseEnvFile };
 
+/** A root filesystem's /etc/passwd and /etc/group texts (absent: undefined). */
+export interface UserFiles {
+  passwd?: string;
+  group?: string;
+}
+
+/**
+ * The /etc/passwd and /etc/group of `rootfs` (a directory, or overlay lowerdirs, top-most first),
+ * read without following any of its links outside it (`_rootfs_file.ts`).
+ */
+export function readUserFiles(rootfs: string | readonly string[]): UserFiles {
+  const layers = typeof rootfs === "string" ? [rootfs] : rootfs;
+  if (!layers.length) return {};
+  return {
+    passwd: readRootfsFile(layers, "/etc/passwd"),
+    group: readRootfsFile(layers, "/etc/group"),
+  };
+}
+
 /** Docker's `run` flags, as values. */
 export interface RunOptions {
   /** Container id (letters, digits, `_.-`; docker uses 64 hex). The default hostname is its first 12 characters. */
@@ -34,6 +53,8 @@ export interface RunOptions {
    * lowerdirs (top-most first).
    */
   rootfs?: string | readonly string[];
+  /** The rootfs's /etc/passwd and /etc/group texts, instead of reading them from `rootfs`. */
+  userFiles?: UserFiles;
   /** Arguments after the image name: replace the image's `Cmd`. */
   command?: readonly string[];
   /** `--entrypoint`: replaces the image's `Entrypoint` and drops its `Cmd`; `""` clears it. */
@@ -145,16 +166,9 @@ export function createSpec(image: ImageConfig, options: RunOptions): RuntimeSpec
   }
 
   const args = commandLine(config.Entrypoint, config.Cmd, options);
-  const layers = options.rootfs === undefined
-    ? []
-    : typeof options.rootfs === "string"
-    ? [options.rootfs]
-    : options.rootfs;
-  const read = (p: string) => layers.length ? readRootfsFile(layers, p) : undefined;
-  const user = resolveUser(options.user ?? config.User ?? "", {
-    passwd: read("/etc/passwd"),
-    group: read("/etc/group"),
-  });
+  const files = options.userFiles ??
+    (options.rootfs === undefined ? {} : readUserFiles(options.rootfs));
+  const user = resolveUser(options.user ?? config.User ?? "", files);
 
   const cwd = options.workdir ?? (config.WorkingDir || "/");
   if (!cwd.startsWith("/")) {

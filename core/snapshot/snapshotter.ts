@@ -29,6 +29,8 @@ import type { Layer } from "../image/image.ts";
 import { inheritParentAttrs } from "./_parents.ts";
 import * as sys from "../../ffi/fs_native.ts";
 import { AT_FDCWD, O_CLOEXEC, O_DIRECTORY, O_RDONLY } from "../../ffi/constants.ts";
+import { writeFileAtomic } from "../metadata/atomic_write.ts";
+import type { UserFiles } from "../runtime/spec.ts";
 
 /** A layer to unpack and how to read its blob. */
 export interface LayerSource {
@@ -137,6 +139,26 @@ export class Snapshotter {
   /** The snapshot's filesystem directory (an overlay lowerdir); it may not exist. */
   path(chainID: Digest): string {
     return `${this.dir}/${digestHex(chainID)}/fs`;
+  }
+
+  /**
+   * The /etc/passwd and /etc/group of the stack of snapshots up to `chainID` (its top), as `read`
+   * finds them, kept beside that snapshot: a snapshot never changes, so neither do they, and a
+   * container's creation then reads one small file instead of walking the layers (~8 ms here).
+   */
+  async userFiles(chainID: Digest, read: () => UserFiles): Promise<UserFiles> {
+    const cache = `${this.dir}/${digestHex(chainID)}/user-files.json`;
+    try {
+      const cached = JSON.parse(Deno.readTextFileSync(cache));
+      const text = (v: unknown) => v === undefined || typeof v === "string";
+      if (cached && typeof cached === "object" && text(cached.passwd) && text(cached.group)) {
+        return { passwd: cached.passwd, group: cached.group };
+      }
+    } catch { /* not kept yet (or unreadable): read */ }
+    const files = read();
+    // the snapshot may have been removed meanwhile (prune): then nothing is kept
+    await writeFileAtomic(cache, JSON.stringify(files), { durable: false }).catch(() => {});
+    return files;
   }
 
   /** True when the snapshot exists (it is then complete). */

@@ -9,7 +9,7 @@ import type { Store } from "./store.ts";
 import { randomName } from "../metadata/random_name.ts";
 import type { ContainerRecord, RestartPolicy } from "../metadata/container_db.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
-import { createSpec, type RunOptions } from "../runtime/spec.ts";
+import { createSpec, readUserFiles, type RunOptions, type UserFiles } from "../runtime/spec.ts";
 import type { RuntimeSpec } from "../runtime/spec_types.ts";
 import {
   type ContainerResult,
@@ -116,6 +116,7 @@ export async function createContainer(
   const dir = store.containers.path(record.id);
   try {
     let lowerdirs: string[] | string;
+    let userFiles: UserFiles | undefined;
     if (flatten) {
       if (!options.flatten) {
         console.error(
@@ -128,6 +129,10 @@ export async function createContainer(
       lowerdirs = `${dir}/rootfs-copy`;
     } else {
       lowerdirs = snapshots.map((c) => store.snapshots.path(c)).reverse();
+      const rootfs = lowerdirs;
+      if (snapshots.length) {
+        userFiles = await store.snapshots.userFiles(snapshots.at(-1)!, () => readUserFiles(rootfs));
+      }
       Deno.mkdirSync(`${dir}/upper`);
       Deno.mkdirSync(`${dir}/work`);
     }
@@ -136,6 +141,7 @@ export async function createContainer(
       id: record.id,
       bundleDir: dir,
       rootfs: lowerdirs,
+      ...(userFiles ? { userFiles } : {}),
     });
     // sync: small, and Deno's async writeTextFile costs ~8 ms at its first use (the run path)
     Deno.writeTextFileSync(`${dir}/config.json`, JSON.stringify(spec, null, 2));
