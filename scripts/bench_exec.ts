@@ -8,7 +8,8 @@
  *   spawned by the CLI's own thread (the direct start, `core/runtime/_direct.ts`), and again with
  *   `BERTH_START=init` (through the exec init, a second Deno start);
  * - berth, bundled: the same CLI exec from `deno task bundle`'s output (`dist/js/main.js`, built
- *   untimed at the start), the JavaScript `deno task compile` puts in the executable;
+ *   untimed at the start) as the executable runs it: the JavaScript `deno task compile` puts in
+ *   it, with the V8 flags it builds in (`V8_FLAGS`, core/self.ts);
  * - berth, the engine as a fresh process: `deno run -A --no-lock engine.ts`, a script that spawns
  *   the exec's init first thing (`prepareExec`, with only `core/runtime/exec.ts` loaded), then
  *   reads the container's config.json, makes the process (`execProcess`) and calls
@@ -102,8 +103,8 @@ const LABELS: Record<ExecTool, [string, string]> = {
   ],
   "berth-cli-bundle": [
     "berth exec, bundled JS",
-    "the same from `deno task bundle`'s output (`deno run -A dist/js/main.js …`): plain, " +
-    "pre-transpiled JavaScript in few modules, what `deno task compile` builds the executable from",
+    "the same from `deno task bundle`'s output, as the executable runs it (`deno run -A " +
+    "--v8-flags=… dist/js/main.js …`, the V8 flags `deno task compile` builds in)",
   ],
   "berth-cli-init": [
     "berth exec, init process",
@@ -324,6 +325,7 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
 
     const { bundle: buildBundle } = await import("./bundle.ts");
     const bundled = wanted.has("berth-cli-bundle") ? await buildBundle(`${dir}/js`) : "";
+    const v8Flags = `--v8-flags=${(await import("../core/self.ts")).V8_FLAGS.join(",")}`;
     // berth: a store with the image loaded, unpacked for the runtime's container
     const store = `${dir}/berth`;
     const loaded = await exec([deno, "run", "-A", MAIN, "--root", store, "load", "-i", archive], {
@@ -462,7 +464,7 @@ export async function benchExec(options: BenchExecOptions = {}): Promise<BenchEx
           return (await exec([...berthArgv, "exec", "bench", "true"], { cwd: ROOT })).ms;
         case "berth-cli-bundle":
           return (await exec(
-            [deno, "run", "-A", bundled, "--root", store, "exec", "bench", "true"],
+            [deno, "run", "-A", v8Flags, bundled, "--root", store, "exec", "bench", "true"],
             {
               cwd: ROOT,
             },

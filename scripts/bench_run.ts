@@ -6,8 +6,8 @@
  *   (the CLI as a user runs it), after an untimed `berth load -i` into the temp store R; run with
  *   `BERTH_TIMING=1`, whose `timing:` lines on stderr give the per-phase breakdown;
  * - berth, bundled: the same from `deno task bundle`'s output (`dist/js/main.js`, built untimed at
- *   the start): the JavaScript `deno task compile` puts in the executable, pre-transpiled and in
- *   few modules;
+ *   the start) as the executable runs it: the JavaScript `deno task compile` puts in it
+ *   (pre-transpiled, in few modules), with the V8 flags it builds in (`V8_FLAGS`, core/self.ts);
  * - podman: `podman run --rm --network none --ulimit nofile=H:H --ulimit nproc=N:N
  *   docker.io/fixture/busybox:latest true` in a throw-away podman (`tests/_podman.ts`, overlay
  *   driver, runtime runc, cgroupfs; H is the hard nofile limit, N the hard nproc limit capped at H:
@@ -111,9 +111,9 @@ const LABELS: Record<BenchTool, [string, string]> = {
   ],
   "berth-bundle": [
     "berth run --rm, bundled JS",
-    "the same from `deno task bundle`'s output (`deno run -A dist/js/main.js …`): the CLI as " +
-    "plain, pre-transpiled JavaScript in few modules, what `deno task compile` builds the " +
-    "executable from",
+    "the same from `deno task bundle`'s output, as the executable runs it (`deno run -A " +
+    "--v8-flags=… dist/js/main.js …`, the V8 flags `deno task compile` builds in): the CLI as " +
+    "plain, pre-transpiled JavaScript in few modules",
   ],
   "berth-init": [
     "berth run --rm, init process",
@@ -442,6 +442,7 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
     Deno.writeTextFileSync(`${dir}/empty.ts`, "");
     const { bundle: buildBundle } = await import("./bundle.ts");
     const bundled = has("berth-bundle") ? await buildBundle(`${dir}/js`) : "";
+    const v8Flags = `--v8-flags=${(await import("../core/self.ts")).V8_FLAGS.join(",")}`;
 
     // runc's (or crun's) default spec, adjusted
     const specTool = ["runc", "crun"].find((t) => which(t));
@@ -509,7 +510,19 @@ export async function benchRun(options: BenchRunOptions = {}): Promise<BenchRunR
           case "berth-bundle":
             // from the repository, as main.ts: deno.json's settings apply to both
             return await exec(
-              [deno, "run", "-A", bundled, "--root", store, "run", "--rm", BERTH_IMAGE, "true"],
+              [
+                deno,
+                "run",
+                "-A",
+                v8Flags,
+                bundled,
+                "--root",
+                store,
+                "run",
+                "--rm",
+                BERTH_IMAGE,
+                "true",
+              ],
               { cwd: ROOT },
             );
           case "podman": {

@@ -27,12 +27,14 @@ if (denort) {
 const root = new URL("..", import.meta.url).pathname;
 // the executable runs the bundle (scripts/bundle.ts): the JavaScript the benchmarks measure
 const { bundle } = await import("./bundle.ts");
+const { V8_FLAGS } = await import("../core/self.ts");
 const entry = await bundle();
 const cmd = new Deno.Command(Deno.execPath(), {
   args: [
     "compile",
     "-A",
     "--no-check",
+    `--v8-flags=${V8_FLAGS.join(",")}`,
     "--output",
     output,
     ...(target ? ["--target", target] : []),
