@@ -23,6 +23,11 @@ export function kill(pid: number, sig: number): void {
   call("kill", pid, pid, sig);
 }
 
+/** `tgkill(2)`: send signal `sig` to thread `tid` of process `tgid`. */
+export function tgkill(tgid: number, tid: number, sig: number): void {
+  call("tgkill", tid, tgid, tid, sig);
+}
+
 /** `getpid(2)`. */
 export function getpid(): number {
   return call("getpid", undefined);

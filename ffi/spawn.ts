@@ -28,6 +28,17 @@ const SYMBOLS = {
 } as const satisfies Deno.ForeignLibraryInterface;
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] | undefined;
+// the argument strings of the call in progress: referenced until it returns (only their
+// addresses are in the arrays given to posix_spawn)
+const inFlight: unknown[] = [];
+
+/**
+ * Binds the symbols now (`posixSpawn` does it at its first call otherwise): a thread about to
+ * enter a container's mount namespace makes sure no library is looked up from in there.
+ */
+export function loadPosixSpawn(): void {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
+}
 
 /** What {@linkcode posixSpawn} sets up in the child before its execve. */
 export interface PosixSpawnOptions {
@@ -60,9 +71,8 @@ export function posixSpawn(
   envp: readonly string[],
   options: PosixSpawnOptions = {},
 ): number {
-  const s = lib ??= Deno.dlopen("libc.so.6", SYMBOLS).symbols;
-  // the strings stay referenced by `strings` while the synchronous call runs (the child has
-  // called execve when it returns); `args` and `env` hold only their addresses
+  loadPosixSpawn();
+  const s = lib!;
   const file = cstr(path);
   const strings = [argv, envp].map((list) => list.map(cstr));
   const [args, env] = strings.map((list) => {
@@ -79,6 +89,7 @@ export function posixSpawn(
     if (r !== 0) throw new SyscallError(what, r, path);
   };
   check("posix_spawnattr_init", s.posix_spawnattr_init(attr));
+  inFlight.push(strings);
   try {
     check("posix_spawn_file_actions_init", s.posix_spawn_file_actions_init(actions));
     try {
@@ -109,5 +120,6 @@ export function posixSpawn(
     }
   } finally {
     s.posix_spawnattr_destroy(attr);
+    inFlight.pop();
   }
 }

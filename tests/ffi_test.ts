@@ -68,6 +68,8 @@ Deno.test({
 Deno.test("process: prctl, kill, prlimit, sethostname, execve error paths", () => {
   fails(() => f.prctl(0x7fff), "prctl", "EINVAL");
   fails(() => f.kill(2147483647, 0), "kill", "ESRCH");
+  fails(() => f.tgkill(Deno.pid, 2147483647, 0), "tgkill", "ESRCH");
+  f.tgkill(Deno.pid, f.gettid(), 0);
   fails(() => f.prlimit(2147483647, f.RLIMIT_NOFILE), "prlimit64", "ESRCH");
   const nofile = f.getrlimit(f.RLIMIT_NOFILE);
   fails(

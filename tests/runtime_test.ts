@@ -1186,6 +1186,34 @@ Deno.test("runtime: a posix_spawn'd child: exit status, signals, piped stdio, re
   sleeper.kill("SIGTERM");
   assert.deepEqual(await sleeper.status, { success: false, code: 143, signal: "SIGTERM" });
   assert.equal((await spawn("exit 0", false).status).success, true);
-  // a pid that is not a child of this process cannot be adopted; the error is thrown
+  // signals to the engine interrupt the wait (EINTR) as often as they come: it waits on
+  const onUsr1 = () => {};
+  Deno.addSignalListener("SIGUSR1", onUsr1);
+  try {
+    const sleeper2 = spawn("exec /bin/sleep 0.6", false);
+    // the thread that waits for it: in ppoll (x86_64 271, aarch64 73)
+    const ppoll = Deno.build.arch === "x86_64" ? "271" : "73";
+    const waiting = () =>
+      [...Deno.readDirSync("/proc/self/task")].map((t) => Number(t.name)).filter((tid) => {
+        try {
+          return Deno.readTextFileSync(`/proc/self/task/${tid}/syscall`).split(" ")[0] === ppoll;
+        } catch {
+          return false;
+        }
+      });
+    let signalled = 0;
+    for (let i = 0; i < 20 && signalled < 4; i++) {
+      await new Promise((ok) => setTimeout(ok, 20));
+      for (const tid of waiting()) {
+        ffi.tgkill(Deno.pid, tid, ffi.SIGNALS.SIGUSR1);
+        signalled++;
+      }
+    }
+    assert.ok(signalled >= 4, `the waiting thread was interrupted ${signalled} times`);
+    assert.deepEqual(await sleeper2.status, { success: true, code: 0, signal: null });
+  } finally {
+    Deno.removeSignalListener("SIGUSR1", onUsr1);
+  }
+  // a pid that cannot be opened (here: none has it) is not adopted; the error is thrown
   assert.throws(() => SpawnedChild.adopt(2 ** 22 + 1), ffi.SyscallError);
 });

@@ -129,8 +129,9 @@ export class SpawnedChild implements Child {
 
   async #wait(): Promise<Deno.CommandStatus> {
     for (;;) {
-      // a pidfd polls readable once its process has ended
-      await pollAsync([{ fd: this.#pidfd, events: POLLIN }], -1);
+      // a pidfd polls readable once its process has ended; a signal to the engine may interrupt
+      // the wait (EINTR: pollAsync then throws): look, and wait again
+      await pollAsync([{ fd: this.#pidfd, events: POLLIN }], -1).catch(() => {});
       const exit = waitid(P_PIDFD, this.#pidfd, WEXITED | WNOHANG);
       if (!exit) continue;
       this.#reaped = true;

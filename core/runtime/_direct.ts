@@ -19,7 +19,6 @@
  * Otherwise, or with `BERTH_START=init` in the environment, containers start through the init
  * process (DESIGN §3). Differences a user can see:
  *
- * - a relative command path is made absolute lexically (`..` by name);
  * - the command (and an `exec`'d process) outlives an engine that exits without its clean-up
  *   (SIGKILL, a crash): no parent-death signal can be set on the child. So does a docker or
  *   podman container outlive its CLI: `ps` shows it running, `rm -f` removes it;

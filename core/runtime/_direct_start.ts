@@ -43,7 +43,7 @@ import { capget, capset, setgroups, setresgid, setresuid } from "../../ffi/crede
 import { chroot, close, closeRange, fchdir, fcntl, openat, pipe2 } from "../../ffi/fs.ts";
 import { pidfdNamespace, setns, unshare } from "../../ffi/namespaces.ts";
 import { gettid, kill, pidfdOpen, umask } from "../../ffi/process.ts";
-import { posixSpawn } from "../../ffi/spawn.ts";
+import { loadPosixSpawn, posixSpawn } from "../../ffi/spawn.ts";
 import {
   dropPrivileges,
   enterWorkdir,
@@ -78,10 +78,15 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
   const proc = req.spec.process;
   const tid = gettid();
   let self = -1;
+  let devNull = -1;
   let thread: SavedThread | undefined;
   let spawned: Spawned | undefined;
   try {
     self = pidfdOpen(tid, PIDFD_THREAD);
+    // a "null" stream is the host's /dev/null, opened here as the init's spawn opens it
+    if (Object.values(req.stdio).includes("null")) {
+      devNull = openat(AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+    }
     thread = SavedThread.save(["mnt", "uts", "ipc", "net", "cgroup", "pid_for_children"]);
     marks.start = marks.ffi = marks.config = now();
     try {
@@ -96,7 +101,7 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
       } finally {
         close(pidns);
       }
-      spawned = spawnAs(proc, path, req.stdio, thread, marks);
+      spawned = spawnAs(proc, path, req.stdio, { thread, devNull }, marks);
     } finally {
       thread.back(spawned?.pid);
     }
@@ -106,6 +111,7 @@ export function startDirect(req: DirectRequest, marks: Record<string, number>): 
     throw startError(e);
   } finally {
     if (self >= 0) close(self);
+    if (devNull >= 0) close(devNull);
     thread?.close();
   }
 }
@@ -159,7 +165,7 @@ export function startDirectExec(
       marks.join = now();
       enterWorkdir(proc);
       const path = lookPath(proc.args[0], proc.env ?? []);
-      spawned = spawnAs(proc, path, stdio, thread, marks);
+      spawned = spawnAs(proc, path, stdio, { thread, devNull: -1 }, marks);
     } finally {
       thread.back(spawned?.pid);
     }
@@ -198,7 +204,7 @@ const ALL_SIGNALS = (1n << 64n) - 1n;
  * spawns it with `posix_spawn` — its own session, no signal blocked, every signal at its default
  * action, as the init's execve does. The engine's capabilities stay permitted (not effective), so
  * that the thread can come back; the child's after its execve come from the bounding and
- * inheritable sets. `"null"` is the container's /dev/null (just made by `setUpContainer`);
+ * inheritable sets. `"null"` is `devNull` (the host's /dev/null, opened before the thread left);
  * `"piped"` and `"eof"` are pipes. The child starts from this thread: its namespaces, root, cwd,
  * credentials and umask. The engine's descriptors are all close-on-exec by then.
  */
@@ -206,7 +212,7 @@ function spawnAs(
   proc: SpecProcess,
   path: string,
   stdio: { stdin: SpawnStdio; stdout: SpawnStdio; stderr: SpawnStdio },
-  thread: SavedThread,
+  how: { thread: SavedThread; devNull: number },
   marks: Record<string, number>,
 ): Spawned {
   const mine: number[] = []; // the child's ends, closed here after the spawn
@@ -214,27 +220,29 @@ function spawnAs(
   const eof: number[] = []; // the engine's ends of "eof" pipes
   try {
     const dup2: [number, number][] = [];
+    const { devNull } = how;
     (["stdin", "stdout", "stderr"] as const).forEach((name, target) => {
-      const how = stdio[name];
-      if (how === "inherit") return;
+      const kind = stdio[name];
+      if (kind === "inherit") return;
       let fd: number;
-      if (how === "null") {
-        fd = openat(AT_FDCWD, "/dev/null", O_RDWR | O_CLOEXEC);
+      if (kind === "null") {
+        if (devNull < 0) throw new TypeError(`No /dev/null for ${name}`);
+        fd = devNull;
       } else {
         const [r, w] = pipe2(O_CLOEXEC);
         const [theirs, ours] = target === 0 ? [r, w] : [w, r];
         fd = theirs;
-        if (how === "eof") eof.push(ours);
+        mine.push(fd);
+        if (kind === "eof") eof.push(ours);
         else pipes[name] = ours;
       }
-      mine.push(fd);
       // a descriptor 0..2 (the engine's own stdio closed) could be overwritten by another dup2
       if (fd < 3) mine.push(fd = fcntl(fd, F_DUPFD_CLOEXEC, 3));
       dup2.push([fd, target]);
     });
     marks.setup = now();
     closeRange(3, 0xffffffff, CLOSE_RANGE_CLOEXEC);
-    dropPrivileges(proc, thread.caps.permitted);
+    dropPrivileges(proc, how.thread.caps.permitted);
     umask(proc.user.umask ?? 0o022);
     marks.exec = now();
     let pid: number;
@@ -275,6 +283,7 @@ class SavedThread {
   ) {}
 
   static save(kinds: readonly string[]): SavedThread {
+    loadPosixSpawn(); // bound on the host: no library is looked up from a container's root
     const status = Deno.readTextFileSync("/proc/thread-self/status");
     const ids = (key: string) =>
       (new RegExp(`^${key}:[ \\t]*(.*)$`, "m").exec(status)?.[1] ?? "").trim().split(/\s+/)

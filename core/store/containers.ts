@@ -32,7 +32,8 @@ import { Snapshotter } from "../snapshot/snapshotter.ts";
  * const o: CreateContainerOptions = { name: "web", command: ["httpd", "-f"], restart: { name: "always" } };
  * ```
  */
-export interface CreateContainerOptions extends Omit<RunOptions, "id" | "bundleDir" | "rootfs"> {
+export interface CreateContainerOptions
+  extends Omit<RunOptions, "id" | "bundleDir" | "rootfs" | "userFiles"> {
   /** `--name`; default a generated `adjective_name`. */
   name?: string;
   /** `--rm`: remove the container when it exits (recorded for the supervisor). */
@@ -172,7 +173,10 @@ export type StartOptions =
     "stdin" | "stdout" | "stderr" | "input" | "signal" | "forwardSignals" | "timing" | "init"
   >
   & {
-    /** Called once the container's process runs and is recorded as running. */
+    /**
+     * Called once the container's process runs and is recorded as running. What it throws
+     * rejects the start, once the container's end is recorded.
+     */
     onStart?: (pid: number) => void;
   };
 
@@ -197,6 +201,7 @@ export async function startContainer(
   let result: ContainerResult;
   let started: Promise<unknown> = Promise.resolve();
   let ownWatch = false;
+  let callbackError: { error: unknown } | undefined;
   try {
     result = await runContainer(spec, {
       bundleDir: store.containers.path(record.id),
@@ -232,7 +237,9 @@ export async function startContainer(
           r.cgroupDirs = record.cgroupDirs;
         }).catch(() => {});
         // said once recorded: `run -d` returns with the container running in `ps`
-        started.then(() => options.onStart?.(pid));
+        started.then(() => options.onStart?.(pid)).catch((error) => {
+          callbackError ??= { error };
+        });
       },
     });
   } catch (e) {
@@ -272,10 +279,9 @@ export async function startContainer(
     }
   }).catch(() => undefined);
   if (updated) Object.assign(record, updated);
+  if (callbackError) throw callbackError.error;
   return result;
 }
-
-/** True when `pid` runs and is the process that had start time `start` (not a reused pid). */
 
 /** The absolute cgroup directories of a running process (read from /proc/<pid>/cgroup). */
 function cgroupDirsOf(pid: number): string[] {
