@@ -186,7 +186,10 @@ const PHASES: [string, string][] = [
   ["initPivot", "init: pivot_root"],
   ["initSetup", "init: masked paths, hostname, loopback, rlimits"],
   ["initPrivileges", "init: close fds, drop capabilities, no_new_privs"],
-  ["directSpawn", "direct start: the thread's spawn of the command (fork, setsid, execve)"],
+  [
+    "directSpawn",
+    "direct start: the thread's spawn of the command (posix_spawn: vfork, setsid, execve), back",
+  ],
   ["execToStartSeen", "the init's exec → the engine sees end of stream (direct: the spawn)"],
   ["run", "`true` runs and exits"],
   ["cleanup", "runContainer's undo steps (cgroup, bundle files)"],
