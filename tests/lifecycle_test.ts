@@ -365,7 +365,9 @@ Deno.test("lifecycle: exec from berth's own thread gives the process what the in
   const probe = "cat /proc/$$/cmdline | tr '\\0' ' '; echo; id; umask; pwd; " +
     "grep -E '^(Cap|NoNewPrivs|Sig(Blk|Ign)|Groups)' /proc/self/status; cat /proc/self/cgroup; " +
     "readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/net /proc/self/ns/cgroup; " +
-    "cat /sys/fs/cgroup/pids/tasks | wc -l";
+    // the tasks in the pids cgroup once the engine's thread has left (a pipeline would race its
+    // own fork)
+    "sleep 0.2; wc -l < /sys/fs/cgroup/pids/tasks";
   const exec = (env: Record<string, string>) =>
     berth(root.path, ["exec", "-u", "app", "-w", "/tmp", "box", "sh", "-c", probe], { env });
   const direct = await exec({});
@@ -382,6 +384,8 @@ Deno.test("lifecycle: exec from berth's own thread gives the process what the in
     init.stdout.split("\n").filter(hybrid),
   );
   assert.match(direct.stdout, /uid=1000\(app\) gid=1000\(app\) groups=50\(staff\),1001\(extra\)/);
+  // the container's sleep and wc (the shell execs its last command): not the engine's thread
+  assert.match(direct.stdout, /\n\s*2\n$/, direct.stdout);
   assert.match(direct.stdout, /CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb/);
   assert.match(direct.stdout, /NoNewPrivs:\t1/);
   // without -i, stdin is at its end at once (a pipe closed, not the container's /dev/null)
